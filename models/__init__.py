@@ -1,0 +1,1 @@
+"""Networks, heads, losses and the Lightning training modules."""
