@@ -1,0 +1,241 @@
+"""``medflow deid``: de-identify every file under a folder into ``<patient>/<study>/<series>/<instance>.dcm``.
+
+- Any file name is considered (with or without ``.dcm``); SOURCE is only read, never written.
+- Outputs appear atomically (temporary file + rename); temporaries of an interrupted run are removed.
+- A re-run with the same key skips inputs whose audit row says written and whose output exists.
+- ``OUTPUT/deid-audit.jsonl``: one line per input with a keyed hash of its path, the output path,
+  status and action counts; ``OUTPUT/quarantine.jsonl``: inputs not released, with the reason. No PHI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom import dcmwrite
+
+from tasks.atomic import TEMP_PREFIX, append_jsonl, remove_stale_temporaries
+from tasks.deid.context import DeidContext
+from tasks.deid.instance import DeidentifiedInstance, deidentify_instance
+from tasks.deid.reader import read_dicom
+from tasks.discovery import discover
+from tasks.errors import ConfigError, MedflowError, QuarantineReason, StorageError
+from tasks.quarantine import QuarantineRecord, quarantine
+
+log = logging.getLogger(__name__)
+
+AUDIT_FILE = "deid-audit.jsonl"
+DONE_STATUSES = ("written", "skipped", "duplicate")
+
+
+@dataclass
+class RunSummary:
+    """Counts of one run (JSON-safe, no PHI)."""
+
+    files: int = 0
+    written: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    actions: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    output: str = ""
+
+    def add(self, status: str, actions: dict[str, int], reason: str | None) -> None:
+        name = {"duplicate": "duplicates"}.get(status, status)
+        setattr(self, name, getattr(self, name) + 1)
+        self.actions = dict(Counter(self.actions) + Counter(actions))
+        if reason:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def write_instance(result: DeidentifiedInstance, path: Path) -> None:
+    """Write the de-identified dataset as a Part 10 file: temporary file in the same folder, then rename.
+
+    The rename makes the file appear whole or not at all when a run is interrupted. There is no fsync
+    per file (it costs more than the de-identification itself); after a power loss a file can be
+    empty, and :func:`finished_sources` redoes outputs that are shorter than a DICOM preamble.
+    """
+    tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            dcmwrite(fh, result.dataset, enforce_file_format=True)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise StorageError("cannot write the output file; check free space and permissions") from None
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(
+            "the de-identified dataset cannot be encoded", reason=QuarantineReason.ENCODE_FAILED
+        ) from None
+
+
+def process_file(path: Path, relname: str, output: Path, ctx: DeidContext) -> tuple[str, dict[str, int], str | None]:
+    """De-identify one file; log audit/quarantine rows; return (status, action counts, reason)."""
+    source_id = ctx.pseudonymizer.source_id(relname)
+    relpath, actions, reason, cleaned = None, {}, None, False
+    try:
+        ds = read_dicom(path, max_pixel_bytes=ctx.max_pixel_bytes)
+        result = deidentify_instance(ds, ctx)
+        relpath, actions, cleaned = result.relpath, result.action_counts, result.pixel_report is not None
+        target = output / result.relpath
+        if target.exists():
+            status = "duplicate"
+        else:
+            write_instance(result, target)
+            status = "written"
+    except MedflowError as error:
+        status, reason = "quarantined", str(error.reason)
+        quarantine(output, QuarantineRecord.from_error(source_id, error))
+    except Exception as error:  # a malformed object can fail anywhere in pydicom; never a crash, never its text
+        status, reason = "quarantined", str(QuarantineReason.DEID_FAILED)
+        detail = f"unexpected {type(error).__name__} while de-identifying"
+        quarantine(
+            output,
+            QuarantineRecord(source_id=source_id, step="deid", reason=QuarantineReason.DEID_FAILED, detail=detail),
+        )
+    row = {
+        "source_id": source_id,
+        "output": relpath,
+        "status": status,
+        "actions": actions,
+        "reason": reason,
+        "pixels_cleaned": cleaned,
+        "time": time.time(),
+    }
+    append_jsonl(output / AUDIT_FILE, row)
+    return status, actions, reason
+
+
+def process_batch(
+    items: list[tuple[str, str]], output: str, ctx: DeidContext
+) -> list[tuple[str, dict[str, int], str | None]]:
+    """Process ``(path, relative name)`` pairs in one worker."""
+    return [process_file(Path(p), rel, Path(output), ctx) for p, rel in items]
+
+
+_WORKER_CTX: DeidContext | None = None
+
+
+def _init_worker(ctx: DeidContext) -> None:
+    global _WORKER_CTX
+    _WORKER_CTX = ctx
+
+
+def _worker_batch(items: list[tuple[str, str]], output: str) -> list[tuple[str, dict[str, int], str | None]]:
+    assert _WORKER_CTX is not None
+    return process_batch(items, output, _WORKER_CTX)
+
+
+def _complete(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 132
+    except OSError:
+        return False
+
+
+def finished_sources(output: Path) -> set[str]:
+    """Source ids whose audit row says done and whose output file still exists (for idempotent re-runs)."""
+    audit = output / AUDIT_FILE
+    done: set[str] = set()
+    if not audit.exists():
+        return done
+    with audit.open() as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            target = output / row["output"] if row.get("output") else None
+            if row.get("status") in DONE_STATUSES and target is not None and _complete(target):
+                done.add(row["source_id"])
+    return done
+
+
+def deidentify_folder(
+    source: Path, output: Path, ctx: DeidContext, workers: int = 1, progress: bool = True
+) -> RunSummary:
+    """De-identify every file under ``source`` into ``output``; see the module docstring."""
+    source, output = Path(source).resolve(), Path(output).resolve()
+    if not source.is_dir():
+        raise ConfigError("SOURCE is not a folder; pass the folder that holds the DICOM files")
+    if output == source or source.is_relative_to(output):
+        raise ConfigError("OUTPUT must not be SOURCE or contain it; choose a separate output folder")
+    output.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(output)
+    if stale:
+        log.info("removed %d temporaries of an interrupted run", stale)
+    started = time.perf_counter()
+    summary = RunSummary(output=str(output))
+    done = finished_sources(output)
+    pending: list[tuple[str, str]] = []
+    for path in discover(source, exclude=output if output.is_relative_to(source) else None):
+        summary.files += 1
+        rel = path.relative_to(source).as_posix()
+        if ctx.pseudonymizer.source_id(rel) in done:
+            summary.skipped += 1
+        else:
+            pending.append((str(path), rel))
+
+    bar = _progress(progress, len(pending))
+    task = bar.add_task("de-identifying", total=len(pending)) if bar else None
+    if bar:
+        bar.start()
+    try:
+        for status, actions, reason in _run(pending, output, ctx, workers, bar, task):
+            summary.add(status, actions, reason)
+    finally:
+        if bar:
+            bar.stop()
+    summary.seconds = round(time.perf_counter() - started, 3)
+    log.info(
+        "deid: %d files, %d written, %d skipped, %d quarantined in %.1fs",
+        summary.files,
+        summary.written,
+        summary.skipped,
+        summary.quarantined,
+        summary.seconds,
+    )
+    return summary
+
+
+def _run(
+    pending, output: Path, ctx: DeidContext, workers: int, bar, task
+) -> Iterator[tuple[str, dict[str, int], str | None]]:
+    if workers <= 1 or len(pending) < 2:
+        for p, rel in pending:
+            yield process_file(Path(p), rel, output, ctx)
+            if bar:
+                bar.advance(task)
+        return
+    size = max(1, min(64, len(pending) // (workers * 4) or 1))
+    batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+    mp = multiprocessing.get_context("spawn")  # fork is unsafe once torch/OCR threads exist
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(ctx,)) as pool:
+        futures = {pool.submit(_worker_batch, batch, str(output)): len(batch) for batch in batches}
+        for future in as_completed(futures):
+            yield from future.result()
+            if bar:
+                bar.advance(task, futures[future])
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled or total == 0:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    )
