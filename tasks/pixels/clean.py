@@ -1,0 +1,203 @@
+"""Clean the pixels of one instance: decode, blank outside the scan region, mask text, verify, write back.
+
+One mask (H,W) is built for the whole instance and applied to every frame: burned-in overlays are static
+across a cine, so detection runs on two temporal composites (median and maximum; ``sample_frames`` adds
+frames, ``ocr_every_frame`` uses every frame). Verification re-detects on the cleaned median composite (the
+frame for a still); new text is masked and counted, and text still found by the last of ``verify_passes``
+passes quarantines the file (TEXT_PERSISTS).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from pydicom import Dataset
+
+from tasks.errors import PixelError, QuarantineReason
+from tasks.pixels import boxes as bx
+from tasks.pixels.codec import DecodedPixels, decode, mark_lossy_history, write_back
+from tasks.pixels.composite import max_image, median_image, sample_indices
+from tasks.pixels.detector import Box, TextDetector, get_detector
+from tasks.pixels.imaging import fill_value, gray8, rgb8, to_rgb
+from tasks.pixels.options import PixelCleaningResult, PixelOptions
+from tasks.pixels.region import ScanRegion, scan_region
+
+log = logging.getLogger(__name__)
+
+BATCH = 4
+"""Images per detector call (one CRAFT forward pass); bounds memory in every-frame mode."""
+
+THICK_LIMIT = 0.12
+"""In verification, a box thicker than this share of the longest side in both directions is not a remnant
+(text lines are thin across their direction of writing; detectors sometimes box a whole patch of speckle)."""
+BLOB_LIMIT = 0.25
+"""A detected box thicker than this share of the longest side in both directions is a patch of speckle, not
+text (a block of five 15-pixel lines is ~75 pixels thick on a 640-pixel frame); it is dropped, not masked."""
+RELATIVE_MARGIN = 0.2
+"""Each box also grows by this share of its text height: box accuracy scales with the text size."""
+COVERED = 0.9
+"""A box re-detected during verification counts as new text unless this share of it is already masked."""
+
+
+def clean_pixels(ds: Dataset, options: PixelOptions) -> PixelCleaningResult:
+    """Decode, blank outside the scan region, mask text, verify and re-encode ``ds`` in place.
+
+    Raises PixelError (PIXELS_UNDECODABLE, TOO_LARGE, TEXT_PERSISTS, ENCODE_FAILED); ``ds`` must then not be
+    released.
+    """
+    started = time.perf_counter()
+    pixels = decode(ds, max_bytes=options.max_pixel_bytes)
+    source_pi = str(ds.get("PhotometricInterpretation", ""))
+    source_ts = str(pixels.transfer_syntax)
+    detector = get_detector(options.ocr_engine, options.device, options.canvas_size)
+    outcome = clean_frames(pixels, ds, detector, options).report
+    timings = {"clean_s": round(time.perf_counter() - started, 3)}
+
+    tic = time.perf_counter()
+    ds.BurnedInAnnotation = "NO"
+    remove_overlays(ds)
+    ds.pop(0x00880200, None)  # Icon Image Sequence: a thumbnail of the uncleaned pixels
+    out_ts = write_back(ds, pixels)
+    if out_ts != "1.2.840.10008.1.2.4.50":
+        mark_lossy_history(ds, pixels)
+    timings["encode_s"] = round(time.perf_counter() - tic, 3)
+    outcome.update(
+        transfer_syntax=str(out_ts),
+        source_transfer_syntax=source_ts,
+        photometric=str(ds.PhotometricInterpretation),
+        source_photometric=source_pi,
+        lossy_input=pixels.lossy_input,
+        frames=int(pixels.frames.shape[0]),
+        detector=detector.name,
+        **timings,
+    )
+    log.info(
+        "pixels cleaned: %d frames, region %s, %d boxes, %d verify boxes, %.2fs",
+        outcome["frames"],
+        outcome["region_method"],
+        len(outcome["boxes"]),
+        outcome["verify_boxes"],
+        time.perf_counter() - started,
+    )
+    return PixelCleaningResult(pixels=to_rgb(pixels.frames, pixels.photometric, ds), report=outcome)
+
+
+@dataclass
+class MaskOutcome:
+    """What was masked: everything (``mask``), the OCR part (``text_mask``), the region, and the report."""
+
+    mask: np.ndarray
+    text_mask: np.ndarray
+    region: ScanRegion
+    report: dict[str, Any]
+
+
+def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, options: PixelOptions) -> MaskOutcome:
+    """Mask ``pixels.frames`` in place; the report is JSON-safe (no pixel values, no text)."""
+    frames, pi = pixels.frames, pixels.photometric
+    count, h, w = frames.shape[:3]
+    gray = gray8(frames, pi, ds)
+    region = scan_region(ds, gray) if options.blank_outside_region else ScanRegion("disabled", None)
+    mask = np.zeros((h, w), dtype=bool) if region.mask is None else ~region.mask
+    margin = options.margin_px * max(1, -(-max(h, w) // options.canvas_size))
+    fill = fill_value(frames, pi, ds) if options.fill_value is None else options.fill_value
+
+    def apply(new_mask: np.ndarray) -> None:
+        where = new_mask[None, :, :, None] if frames.ndim == 4 else new_mask[None]
+        np.copyto(frames, np.asarray(fill, dtype=frames.dtype), where=where)
+        np.copyto(gray, np.uint8(0), where=new_mask[None])
+
+    images = detection_images(frames, gray, pi, ds, options)  # before blanking: see text across the edge
+    blobs = BLOB_LIMIT * max(h, w)
+    found = [
+        bx.pad(b, margin, (h, w), RELATIVE_MARGIN)
+        for b in detect_in(detector, images)
+        if min(b[2] - b[0], b[3] - b[1]) <= blobs
+    ]
+    apply(mask)
+    text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
+    apply(text_mask & ~mask)
+    mask |= text_mask
+
+    inside = region.mask if region.mask is not None else np.ones((h, w), dtype=bool)
+    verify_boxes: list[Box] = []
+    passes = 0
+    while True:
+        passes += 1
+        image = fill_masked(gray[0] if count == 1 else median_image(gray), text_mask & inside)
+        thickest = THICK_LIMIT * max(h, w)
+        new = [
+            bx.pad(b, margin, (h, w), RELATIVE_MARGIN)
+            for b in detect_in(detector, [image])
+            if bx.coverage(b, mask) < COVERED and min(b[2] - b[0], b[3] - b[1]) <= thickest
+        ]
+        if not new:
+            break
+        if passes >= options.verify_passes:
+            raise PixelError(
+                f"burned-in text still detected after {passes} verification passes ({len(new)} boxes)",
+                reason=QuarantineReason.TEXT_PERSISTS,
+            )
+        verify_boxes.extend(new)
+        extra = bx.paint(np.zeros((h, w), dtype=bool), new)
+        apply(extra & ~mask)
+        mask |= extra
+        text_mask |= extra
+
+    report = {
+        "region_method": region.method,
+        "region_fraction": round(region.kept_fraction, 4),
+        "boxes": [list(map(int, b)) for b in found + verify_boxes],
+        "verify_boxes": len(verify_boxes),
+        "verify_passes": passes,
+        "masked_fraction": round(float(mask.mean()), 4),
+        "text_masked_fraction": round(float((text_mask & inside).sum() / max(1, inside.sum())), 4),
+        "margin_px": int(margin),
+    }
+    return MaskOutcome(mask, text_mask, region, report)
+
+
+def detect_in(detector: TextDetector, images: list[np.ndarray]) -> list[Box]:
+    """All boxes found in ``images``, batched to bound memory."""
+    found: list[Box] = []
+    for start in range(0, len(images), BATCH):
+        for boxes in detector.detect_batch(images[start : start + BATCH]):
+            found.extend(boxes)
+    return found
+
+
+def detection_images(
+    frames: np.ndarray, gray: np.ndarray, pi: str, ds: Dataset, options: PixelOptions
+) -> list[np.ndarray]:
+    """What the detector looks at: every frame (paranoid mode or a single frame), else two temporal composites
+    and ``sample_frames`` evenly spaced frames in colour."""
+    count = frames.shape[0]
+    if options.ocr_every_frame or count == 1:
+        return [rgb8(frames[i], pi, ds) for i in range(count)]
+    images = [median_image(gray), max_image(gray)]
+    images += [rgb8(frames[i], pi, ds) for i in sample_indices(count, options.sample_frames)]
+    return [np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img for img in images]
+
+
+def fill_masked(image: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """``image`` with ``masked`` pixels inpainted from their surroundings, for verification only.
+
+    Masked pixels carry no information, but black rectangles in speckle look like text to a detector; filling
+    them from the surroundings leaves only what was released, so any remnant of text still stands out.
+    """
+    if not masked.any():
+        return image
+    return cv2.inpaint(image, masked.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
+def remove_overlays(ds: Dataset) -> int:
+    """Delete every overlay plane element (groups 6000–601E); return how many elements went."""
+    tags = [elem.tag for elem in ds if 0x6000 <= elem.tag.group <= 0x601E and elem.tag.group % 2 == 0]
+    for tag in tags:
+        del ds[tag]
+    return len(tags)

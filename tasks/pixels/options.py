@@ -1,0 +1,44 @@
+"""Options and result of burned-in text removal; plain data, picklable, no PHI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """How pixels are cleaned. Built once at the entry point and passed down (picklable)."""
+
+    ocr_engine: str = "easyocr"
+    """Text detector: ``"easyocr"`` (CRAFT, the default) or ``"rapidocr"`` (bench extra)."""
+    ocr_every_frame: bool = False
+    """Paranoid mode: run the detector on every frame instead of a temporal composite plus samples."""
+    margin_px: int = 3
+    """Pixels added on each side of a detected text box before masking."""
+    device: str = "auto"
+    """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``."""
+    canvas_size: int = 640
+    """Longest side the detector resizes an image to (easyocr ``canvas_size``)."""
+    sample_frames: int = 0
+    """Frames detected on besides the two composites (evenly spaced) for a cine. 0 by default: the median and
+    maximum composites held every labelled box in the benchmark, and each extra image costs a detector pass."""
+    verify_passes: int = 4
+    """Detect-and-mask passes on the cleaned median composite (the frame for a still); text still found by the
+    last pass quarantines the file as TEXT_PERSISTS."""
+    blank_outside_region: bool = True
+    """Blank everything outside the ultrasound scan region."""
+    max_pixel_bytes: int = 4 * 1024**3
+    """Largest decoded pixel array accepted (checked from the header before decoding)."""
+    fill_value: int | None = None
+    """Value written into masked pixels; ``None`` means the darkest value of the photometric interpretation."""
+
+
+@dataclass
+class PixelCleaningResult:
+    """Cleaned pixels, frames first ((T,H,W) or (T,H,W,3), RGB for colour), and a JSON-safe report."""
+
+    pixels: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
