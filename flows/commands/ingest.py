@@ -1,0 +1,193 @@
+"""``medflow ingest SOURCE --dataset DIR``: run the Prefect flow ``ingest`` with a progress bar."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _count_run_lines(audit: Path, run_id: str, offset: int) -> int:
+    if not audit.exists():
+        return 0
+    with audit.open("rb") as fh:
+        fh.seek(offset)
+        return sum(1 for line in fh if run_id.encode() in line)
+
+
+def _watch(dataset: Path, run_id: str, stop: threading.Event) -> None:
+    """Rich progress bar fed by the run's plan (files) and its audit lines (inputs finished)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tasks.ingest.audit import AUDIT_FILE
+    from tasks.ingest.folder import run_plan
+
+    audit = dataset / AUDIT_FILE
+    offset = audit.stat().st_size if audit.exists() else 0
+    with Progress(
+        TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as progress:
+        bar = progress.add_task("ingest", total=None)
+        while not stop.wait(0.5):
+            plan = run_plan(dataset, run_id)
+            if plan:
+                progress.update(bar, total=plan["files"], completed=_count_run_lines(audit, run_id, offset))
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """Use PREFECT_API_URL when set; else start ONE temporary local server (here, in the CLI process) that
+    every worker process shares.
+
+    Without an API URL every Prefect process starts an ephemeral server of its own (3 for 2 workers,
+    measured). Prefect 3.9's ProcessPoolTaskRunner starts its workers with ``spawn`` and runs every task
+    under ``settings.to_environment_variables(exclude_unset=True) | os.environ`` of the submitting process,
+    so the URL is set both in the settings context and in ``os.environ`` (which spawned children inherit
+    at start-up, before any task) for the whole flow; ephemeral mode is switched off the same way, so a
+    worker that somehow missed the URL fails loudly instead of starting a second server. Dask workers are
+    not our children: they get the URL from the serialised settings context Prefect sends with each task.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    saved = {k: os.environ.get(k) for k in _SERVER_ENV}
+    os.environ.update(PREFECT_API_URL=server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false")
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}):
+            yield
+    finally:
+        try:
+            _drain_prefect_workers()  # send buffered logs and events before the server goes away
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            server.stop()
+
+
+_SERVER_ENV = ("PREFECT_API_URL", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE")
+
+
+def _drain_prefect_workers() -> None:
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:
+            pass  # the log worker never started
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())
+
+
+def command(
+    source: Annotated[Path, typer.Argument(help="Folder of DICOM files (read only, searched recursively).")],
+    dataset: Annotated[Path, typer.Option("--dataset", help="Dataset folder (created if missing).")],
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="Key file from `medflow keygen` (else MEDFLOW_DEID_KEY).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel worker processes.")] = None,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask-address", help="Run the batch tasks on this Dask scheduler (tcp://HOST:PORT).")
+    ] = None,
+    clean_pixels: Annotated[
+        str | None, typer.Option("--clean-pixels", help="Burned-in text removal: auto, on or off.")
+    ] = None,
+    target_fps: Annotated[float, typer.Option("--target-fps", min=1.0, help="Frame rate of training views.")] = 50.0,
+    view_size: Annotated[int, typer.Option("--view-size", min=16, help="Side of the square training view.")] = 112,
+    max_failure_share: Annotated[
+        float, typer.Option("--max-qc-failure-share", min=0.0, max=1.0, help="Fail the run above this QC share.")
+    ] = 0.25,
+    audit: Annotated[
+        bool, typer.Option("--audit/--no-audit", help="PHI audit of the dataset against SOURCE at the end.")
+    ] = True,
+    audit_ocr: Annotated[
+        bool, typer.Option("--audit-ocr", help="Also OCR stored frames in that audit (about 1 s per frame).")
+    ] = False,
+) -> None:
+    """De-identify, normalise, store and check every file under SOURCE into the dataset at --dataset."""
+    from rich.console import Console
+
+    from tasks.config import CleanPixelsMode, load_settings
+    from tasks.errors import MedflowError
+
+    console = Console(stderr=True)
+    if not source.exists():
+        console.print("[red]error:[/red] SOURCE does not exist; pass a folder of DICOM files")
+        raise typer.Exit(2)
+    if clean_pixels is not None and clean_pixels not in {m.value for m in CleanPixelsMode}:
+        console.print("[red]error:[/red] --clean-pixels takes auto, on or off")
+        raise typer.Exit(2)
+    from flows.ingest import ingest
+    from tasks.ingest.folder import new_run_id
+
+    settings = load_settings(workers=workers)
+    run_id = new_run_id()
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(dataset, run_id, stop), daemon=True)
+    watcher.start()
+    try:
+        with _prefect_api():
+            summary = ingest(
+                str(source.resolve()),
+                str(dataset.resolve()),
+                key_file=str(key_file) if key_file else None,
+                workers=settings.workers,
+                dask_address=dask_address,
+                clean_pixels=clean_pixels,
+                target_fps=target_fps,
+                view_size=view_size,
+                max_failure_share=max_failure_share,
+                run_id=run_id,
+                audit=audit,
+                audit_ocr=audit_ocr,
+            )
+    except MedflowError as error:
+        stop.set()
+        watcher.join()
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except RuntimeError as error:
+        stop.set()
+        watcher.join()
+        if "Prefect API" not in str(error):
+            raise
+        console.print(
+            "[red]error:[/red] cannot reach a Prefect API server; run `medflow server` and set PREFECT_API_URL"
+        )
+        raise typer.Exit(2) from None
+    stop.set()
+    watcher.join()
+    console.print(
+        f"discovered {summary['discovered']} = [green]stored {summary['stored']}[/green] + skipped "
+        f"{summary['skipped']} + [yellow]quarantined {summary['quarantined']}[/yellow]; "
+        f"{summary['arrays_written']} arrays written, manifest {summary['manifest_rows']} rows, "
+        f"QC failed {summary['qc_failed_rows']} rows -> {dataset}"
+    )
+    if summary.get("audit_findings") is not None:
+        console.print(f"PHI audit: {summary['audit_findings']} findings in {summary['audit_files_scanned']} files")
+    if summary["quarantine_reasons"]:
+        console.print("quarantine reasons: " + json.dumps(summary["quarantine_reasons"], sort_keys=True))

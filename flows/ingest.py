@@ -1,0 +1,261 @@
+"""Prefect flow ``ingest``: discover → batches by series → parallel batch tasks → manifest + QC → artifacts.
+
+Thin by design: the work is in ``tasks.ingest``. Tasks receive batch-file paths, opaque run ids and the
+key-file path (never the key: each task rebuilds the de-identification context from the key file or
+MEDFLOW_DEID_KEY); they return counts. No arrays, PHI or source paths cross Prefect, and no task result is
+persisted. Batch tasks are tagged ``modality:<code>`` (DICOM defined terms only, never a raw header value).
+At the end the PHI audit (:mod:`tasks.audit`) searches the dataset for the originals' identifying values;
+a finding fails the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, tags, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.futures import as_completed
+
+from tasks.audit.task import audit_task
+from tasks.discovery import blocks_on_open, discover
+from tasks.errors import MedflowError, QuarantineReason
+from tasks.ingest.finalize import RUNS_DIR, WORK_DIR, IngestSummary, add_counts, finalize_run, write_run_summary
+from tasks.ingest.folder import new_run_id, prepare_run
+from tasks.ingest.lock import dataset_lock
+from tasks.ingest.options import IngestOptions
+from tasks.ingest.process import process_batch
+from tasks.qc.rules import QcRules
+
+EVENT = "medflow.dataset.updated"
+
+
+@task(name="plan-batches", cache_policy=NO_CACHE, persist_result=False)
+def plan_task(
+    source: str, dataset: str, options: IngestOptions, run_id: str, workers: int
+) -> list[tuple[str, list[str]]]:
+    """Discover inputs and write batch files; return (path inside DATASET/.work/<run-id>, modality codes)."""
+    return [
+        (str(b.path), list(b.modalities)) for b in prepare_run(Path(source), Path(dataset), options, run_id, workers)
+    ]
+
+
+def modality_tags(modalities: list[str]) -> list[str]:
+    """Prefect tags of a batch task: ``modality:<code>`` per DICOM modality code it holds."""
+    return [f"modality:{m}" for m in modalities]
+
+
+@task(name="process-batch", task_run_name="batch-{index}", cache_policy=NO_CACHE, persist_result=False)
+def batch_task(
+    batch_file: str,
+    index: int,
+    dataset: str,
+    key_file: str | None,
+    clean_pixels: str | None,
+    options: IngestOptions,
+    run_id: str,
+) -> dict:
+    """De-identify, normalise and store the inputs of one batch; return counts.
+
+    The key never is a parameter: the context is rebuilt here from ``key_file`` or MEDFLOW_DEID_KEY.
+    """
+    ctx = build_context(key_file, clean_pixels)  # per batch (ms): a long-lived Dask worker sees a rotated key
+    return process_batch(Path(batch_file), Path(dataset), ctx, options, run_id)
+
+
+@task(name="manifest-and-qc", cache_policy=NO_CACHE, persist_result=False)
+def finalize_task(dataset: str, summary: IngestSummary, options: IngestOptions) -> IngestSummary:
+    """Update manifest.parquet, pool echo intensity, run the Great Expectations suites."""
+    return finalize_run(Path(dataset), summary, options)
+
+
+def make_task_runner(workers: int, dask_address: str | None) -> Any:
+    """Local processes by default; an existing Dask cluster when ``dask_address`` is given."""
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=dask_address)
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    return ProcessPoolTaskRunner(max_workers=max(1, workers))
+
+
+def build_context(key_file: str | None, clean_pixels: str | None) -> Any:
+    """The de-identification context from the key file or MEDFLOW_DEID_KEY (never a flow parameter)."""
+    from tasks.config import load_settings
+    from tasks.deid.context import DeidContext
+    from tasks.deid.keys import load_key
+
+    settings = load_settings(key_file=Path(key_file) if key_file else None, clean_pixels=clean_pixels)
+    env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
+    key = load_key(settings.key_file, env_key)
+    return DeidContext.create(key, clean_pixels=settings.clean_pixels, max_pixel_bytes=settings.max_pixel_bytes)
+
+
+def summary_markdown(summary: IngestSummary) -> str:
+    """The end-of-run artifact: counts, quarantine reasons, QC results, dataset path."""
+    lines = [
+        f"# Ingest {summary.run_id}",
+        "",
+        f"Dataset: `{summary.dataset}`",
+        "",
+        "| discovered | stored | skipped | quarantined | arrays written | manifest rows |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {summary.discovered} | {summary.stored} | {summary.skipped} | {summary.quarantined} "
+        f"| {summary.arrays_written} | {summary.manifest_rows} |",
+        "",
+        f"Balanced: **{summary.balanced}** ({summary.line()})",
+        "",
+        "## Quarantined by reason",
+        "",
+    ]
+    lines += [f"- `{k}`: {v}" for k, v in sorted(summary.quarantine_reasons.items())] or ["- none"]
+    lines += [
+        "",
+        "## Quality checks (Great Expectations)",
+        "",
+        f"Rows failing: {summary.qc_failed_rows} of {summary.manifest_rows} "
+        f"({summary.qc_failure_share:.1%}); limit exceeded: **{summary.qc_exceeded}**",
+        "",
+    ]
+    lines += [f"- `{k}`: {v} rows" for k, v in sorted(summary.qc_by_expectation.items())] or ["- all passed"]
+    if summary.qc_docs:
+        lines += ["", f"Data Docs: `{summary.qc_docs}`"]
+    if summary.audit_findings is not None:
+        lines += [
+            "",
+            "## PHI audit (against the originals)",
+            "",
+            f"Findings: **{summary.audit_findings}** in {summary.audit_files_scanned} files scanned; "
+            f"report `{summary.audit_report}` (places and attributes, never values)",
+        ]
+    return "\n".join(lines)
+
+
+def _artifact_key(run_id: str) -> str:
+    return "ingest-" + "".join(c if c.isalnum() else "-" for c in run_id.lower())
+
+
+@flow(name="ingest", persist_result=False, validate_parameters=True)
+def ingest(
+    source: str,
+    dataset: str,
+    key_file: str | None = None,
+    workers: int = 2,
+    dask_address: str | None = None,
+    clean_pixels: str | None = None,
+    target_fps: float = 50.0,
+    view_size: int = 112,
+    max_failure_share: float = 0.25,
+    run_id: str | None = None,
+    audit: bool = False,
+    audit_ocr: bool = False,
+) -> dict:
+    """Turn the DICOM under ``source`` into the de-identified, checked dataset at ``dataset``.
+
+    With ``audit`` (on by default in ``medflow ingest``; off by default for callers of the flow such as the
+    ``ingest-source`` deployment until the audit's false positives on common-word names are fixed) the PHI
+    audit searches the whole dataset for the originals' identifying values at the end (OCR of stored frames
+    only with ``audit_ocr``); any finding fails the run. One run at a time per dataset (``DATASET/.lock``).
+    """
+    logger = get_run_logger()
+    run_id = run_id or new_run_id()
+    options = IngestOptions(target_fps=target_fps, view_size=view_size, qc=QcRules(max_failure_share=max_failure_share))
+    build_context(key_file, clean_pixels)  # fail fast on a missing/unsafe key; tasks rebuild it themselves
+    with dataset_lock(Path(dataset)):
+        try:
+            summary = _run_batches(source, dataset, key_file, clean_pixels, options, run_id, workers, dask_address)
+        finally:  # batch files list source paths: never leave them behind, even when a task failed
+            shutil.rmtree(Path(dataset) / WORK_DIR / run_id, ignore_errors=True)
+        if audit:
+            _audit(source, dataset, summary, ocr=audit_ocr)
+    logger.info("run %s: %s", run_id, summary.line())
+    create_markdown_artifact(summary_markdown(summary), key=_artifact_key(run_id) + "-summary")
+    if summary.audit_findings:
+        raise MedflowError(
+            f"PHI audit: {summary.audit_findings} identifying values found in the dataset "
+            f"({summary.audit_files_scanned} files scanned); see {summary.audit_report}",
+            reason=QuarantineReason.DEID_FAILED,
+            step="audit",
+        )
+    payload = {k: v for k, v in summary.as_dict().items() if k != "qc_by_expectation"}
+    emit_event(
+        event=EVENT,
+        resource={
+            "prefect.resource.id": "medflow.dataset." + hashlib.sha256(str(dataset).encode()).hexdigest()[:16],
+            "prefect.resource.name": Path(dataset).name,
+        },
+        payload=payload,
+    )
+    if summary.qc_exceeded:
+        raise MedflowError(
+            f"QC failed for {summary.qc_failure_share:.1%} of manifest rows (limit {max_failure_share:.0%}); "
+            f"see {summary.qc_docs}",
+            reason=QuarantineReason.QC_FAILED,
+            step="qc",
+        )
+    return summary.as_dict()
+
+
+def _run_batches(
+    source: str,
+    dataset: str,
+    key_file: str | None,
+    clean_pixels: str | None,
+    options: IngestOptions,
+    run_id: str,
+    workers: int,
+    dask_address: str | None,
+) -> IngestSummary:
+    """Plan, run the batch tasks (tagged with the modalities they hold), then manifest and QC."""
+    logger = get_run_logger()
+    planned = plan_task(source, dataset, options, run_id, workers)
+    logger.info("run %s: %d batches", run_id, len(planned))
+    progress_id = create_progress_artifact(0.0, key=_artifact_key(run_id), description="Ingest progress (batches)")
+    counts: list[dict] = []
+    with make_task_runner(workers, dask_address) as runner:
+        futures = []
+        for i, (batch_file, modalities) in enumerate(planned):
+            params = {
+                "batch_file": batch_file,
+                "index": i,
+                "dataset": dataset,
+                "key_file": key_file,
+                "clean_pixels": clean_pixels,
+                "options": options,
+                "run_id": run_id,
+            }
+            with tags(*modality_tags(modalities)):
+                futures.append(runner.submit(batch_task, params))
+        for future in as_completed(futures):
+            counts.append(future.result())
+            update_progress_artifact(progress_id, 100.0 * len(counts) / max(len(futures), 1))
+    summary = IngestSummary(run_id=run_id, dataset=str(dataset))
+    add_counts(summary, counts)
+    return finalize_task(dataset, summary, options)
+
+
+def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool) -> None:
+    """PHI audit of the dataset against the originals under ``source``; counts into ``summary``.
+
+    The audit reads every original with pydicom, which blocks forever on a FIFO; such entries (ingest
+    itself quarantines them) make the run fail with a remedy instead of hanging.
+    """
+    blocking = sum(blocks_on_open(p) for p in discover(Path(source)))
+    if blocking:
+        raise MedflowError(
+            f"PHI audit cannot read SOURCE safely: {blocking} entries are FIFOs, sockets or devices "
+            "(reading one blocks); remove them from SOURCE or run with --no-audit",
+            reason=QuarantineReason.UNREADABLE,
+            step="audit",
+        )
+    report = Path(dataset) / RUNS_DIR / f"{summary.run_id}-phi-audit.json"
+    result = audit_task(dataset, source, report_path=str(report), ocr=ocr)
+    summary.audit_findings = int(result["findings"])
+    summary.audit_files_scanned = int(result["files_scanned"])
+    summary.audit_report = str(Path(RUNS_DIR) / report.name)
+    write_run_summary(Path(dataset), summary)

@@ -1,0 +1,1 @@
+"""The ingest pipeline in plain Python: discovery, batching, per-batch processing, finalisation."""

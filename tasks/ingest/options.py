@@ -1,0 +1,18 @@
+"""Options of one ingest run (picklable; built once at the entry point and passed to every batch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.qc.rules import QcRules
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Training-view shape and rate, batch sizing and QC thresholds."""
+
+    target_fps: float = 50.0
+    view_size: int = 112
+    batch_bytes: int = 96 * 1024**2  # source bytes per batch: a few seconds of work per task
+    batch_files: int = 200
+    qc: QcRules = field(default_factory=QcRules)

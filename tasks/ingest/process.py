@@ -1,0 +1,213 @@
+"""Process one batch: read → de-identify (+ clean pixels) → normalise → write Zarr, one audit line per input.
+
+Runs inside a worker process (local pool or Dask). Returns counts only; arrays and PHI never leave here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydicom import Dataset
+
+from tasks.discovery import is_regular_file
+from tasks.errors import InputError, MedflowError, QuarantineReason
+from tasks.ingest.audit import Status, audit
+from tasks.ingest.discover import VOLUME_MODALITIES, read_batch
+from tasks.ingest.nodes import Ids, Node, video_node, volume_node
+from tasks.ingest.options import IngestOptions
+from tasks.normalize.pixels import decode, frames_first
+from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced
+from tasks.quarantine import QuarantineRecord, quarantine
+from tasks.store.zarr_store import node_exists, write_node
+
+if TYPE_CHECKING:
+    from tasks.deid.context import DeidContext
+
+log = logging.getLogger(__name__)
+
+UNSUPPORTED_MODALITIES = frozenset({"SEG", "RTDOSE", "RTSTRUCT", "RTPLAN", "RTIMAGE", "SR", "KO", "PR", "REG", "ECG"})
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass
+class BatchCounts:
+    """JSON-safe outcome of a batch: per-status counts, quarantine reasons, seconds spent."""
+
+    discovered: int = 0
+    stored: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    arrays_written: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def classify(ds: Dataset) -> str:
+    """ "slice" (single-frame CT/MR/PT: assembled per series), "volume" (multi-frame CT/MR/PT), "frames"."""
+    modality = str(ds.get("Modality", "") or "")
+    if not any(k in ds for k in PIXEL_KEYWORDS) or modality in UNSUPPORTED_MODALITIES:
+        raise InputError(  # names the tag only: a Modality value can be anything, even a name
+            "no image pixel data (7FE0,0010) or a modality (0008,0060) that ingest does not store",
+            reason=QuarantineReason.UNSUPPORTED,
+            step="ingest",
+        )
+    frames = int(ds.get("NumberOfFrames") or 1) if str(ds.get("NumberOfFrames", "1")).strip().isdigit() else 1
+    if modality in VOLUME_MODALITIES:
+        return "volume" if frames > 1 else "slice"
+    return "frames"
+
+
+def _cleaning(result: Any) -> dict[str, Any]:
+    return {
+        "pixels_cleaned": result.pixels is not None,
+        "pixel_report": result.pixel_report,
+        "action_counts": result.action_counts,
+        "options_applied": result.options_applied,
+    }
+
+
+def _pixels(result: Any) -> np.ndarray:
+    """Cleaned pixels when cleaning ran, else decoded from the de-identified dataset."""
+    if result.pixels is not None:
+        return frames_first(result.dataset, np.asarray(result.pixels))
+    return decode(result.dataset)
+
+
+@dataclass
+class _PendingSlice:
+    source_id: str
+    ds: Dataset
+    slice: Slice
+    cleaning: dict[str, Any]
+    ids: Ids
+
+
+class BatchProcessor:
+    """Holds the run context for one batch and records each input's fate."""
+
+    def __init__(self, dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str):
+        self.dataset, self.ctx, self.options, self.run_id = Path(dataset), ctx, options, run_id
+        self.counts = BatchCounts()
+        self.reasons: Counter[str] = Counter()
+
+    def _record(self, source_id: str, status: Status, key: str | None, reason: str = "") -> None:
+        audit(self.dataset, source_id=source_id, status=status, run_id=self.run_id, zarr_key=key, reason=reason)
+        if status is Status.STORED:
+            self.counts.stored += 1
+        elif status is Status.SKIPPED:
+            self.counts.skipped += 1
+        else:
+            self.counts.quarantined += 1
+            self.reasons[reason] += 1
+
+    def _quarantine(self, source_id: str, error: MedflowError) -> None:
+        quarantine(self.dataset, QuarantineRecord.from_error(source_id, error))
+        self._record(source_id, Status.QUARANTINED, None, str(error.reason))
+
+    def _publish(self, node: Node) -> bool:
+        written = write_node(self.dataset, node.key, node.arrays, {**node.attrs, "manifest": node.row})
+        self.counts.arrays_written += int(written)
+        return written
+
+    def run(self, paths: list[Path]) -> BatchCounts:
+        from tasks.deid.instance import deidentify_instance
+        from tasks.deid.reader import read_dicom
+
+        start = time.perf_counter()
+        series: dict[str, list[_PendingSlice]] = defaultdict(list)
+        for path in paths:
+            self.counts.discovered += 1
+            source_id = self.ctx.pseudonymizer.source_id(path)
+            try:
+                if not is_regular_file(path):  # FIFO, dangling symlink, symlink loop: never opened
+                    raise InputError(
+                        "not a regular file (FIFO, device, dangling symlink or symlink loop)",
+                        reason=QuarantineReason.UNREADABLE,
+                        step="read",
+                    )
+                ds = read_dicom(path, max_pixel_bytes=self.ctx.max_pixel_bytes)
+                what = classify(ds)
+                pseudo = self.ctx.pseudonymizer
+                key = pseudo.uid(str(ds.SeriesInstanceUID if what == "slice" else ds.SOPInstanceUID))
+                if node_exists(self.dataset, key):
+                    self._record(source_id, Status.SKIPPED, f"{key}/0")
+                    continue
+                result = deidentify_instance(ds, self.ctx)
+                ids = Ids(result.patient_id, result.study_id, result.series_id, result.instance_id)
+                pixels = _pixels(result)
+                if what == "slice":
+                    piece = slice_from_dataset(result.dataset, pixels[0], ids.instance_id)
+                    series[ids.series_id].append(
+                        _PendingSlice(source_id, result.dataset, piece, _cleaning(result), ids)
+                    )
+                    continue
+                if what == "volume":
+                    slices = slices_from_enhanced(result.dataset, pixels, ids.instance_id)
+                    volume = assemble_volume(slices, hounsfield=ds.get("Modality") == "CT")
+                    node = volume_node(result.dataset, volume, ids, key=ids.instance_id, cleaning=_cleaning(result))
+                else:
+                    node = video_node(
+                        result.dataset,
+                        pixels,
+                        ids,
+                        target_fps=self.options.target_fps,
+                        view_size=self.options.view_size,
+                        cleaning=_cleaning(result),
+                    )
+                written = self._publish(node)
+                self._record(source_id, Status.STORED if written else Status.SKIPPED, node.row["zarr_key"])
+            except MedflowError as error:
+                self._quarantine(source_id, error)
+            except Exception as exc:  # the task edge: an unexpected failure quarantines this input only
+                log.warning("unexpected %s while ingesting one input; quarantined", type(exc).__name__)
+                self._quarantine(
+                    source_id,
+                    MedflowError(
+                        f"unexpected {type(exc).__name__} during ingest",
+                        reason=QuarantineReason.UNREADABLE,
+                        step="ingest",
+                    ),
+                )
+        for series_id, pending in series.items():
+            self._store_series(series_id, pending)
+        self.counts.reasons = dict(self.reasons)
+        self.counts.seconds = time.perf_counter() - start
+        return self.counts
+
+    def _store_series(self, series_id: str, pending: list[_PendingSlice]) -> None:
+        first = pending[0]
+        try:
+            volume = assemble_volume([p.slice for p in pending], hounsfield=first.ds.get("Modality") == "CT")
+            ids = Ids(first.ids.patient_id, first.ids.study_id, series_id, series_id)
+            node = volume_node(first.ds, volume, ids, key=series_id, cleaning=first.cleaning)
+            written = self._publish(node)
+        except MedflowError as error:
+            for p in pending:
+                self._quarantine(p.source_id, error)
+            return
+        except Exception as exc:  # never the exception text: it may quote a value
+            log.warning("unexpected %s while assembling one series; quarantined", type(exc).__name__)
+            error = MedflowError(
+                f"unexpected {type(exc).__name__} while assembling a series",
+                reason=QuarantineReason.NORMALISE_FAILED,
+                step="normalize",
+            )
+            for p in pending:
+                self._quarantine(p.source_id, error)
+            return
+        for p in pending:
+            self._record(p.source_id, Status.STORED if written else Status.SKIPPED, node.row["zarr_key"])
+
+
+def process_batch(batch_file: Path, dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str) -> dict:
+    """Process the inputs listed in ``batch_file``; return JSON-safe counts."""
+    return BatchProcessor(dataset, ctx, options, run_id).run(read_batch(batch_file)).as_dict()

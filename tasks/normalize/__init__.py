@@ -1,0 +1,1 @@
+"""Normalisation: frame timing, training views, volume assembly, intensity parameters, scan facts."""

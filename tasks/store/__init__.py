@@ -1,0 +1,1 @@
+"""Storage: the Zarr v3 store (atomic, idempotent writes), OME-Zarr metadata, the manifest."""

@@ -1,0 +1,71 @@
+"""``DATASET/manifest.parquet``: one row per stored array, rebuilt from the rows kept in each node's attrs.
+
+Every published node carries its manifest row (``attrs["manifest"]``), so the manifest can always be
+brought up to date from the store, even after a run was interrupted between writing arrays and the manifest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.atomic import atomic_write_bytes
+from tasks.store.zarr_store import store_path
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.parquet"
+
+
+def manifest_path(dataset: Path) -> Path:
+    return Path(dataset) / MANIFEST_FILE
+
+
+def read_manifest(dataset: Path) -> pd.DataFrame:
+    """The current manifest, or an empty frame."""
+    path = manifest_path(dataset)
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+
+def stored_keys(dataset: Path) -> list[str]:
+    """Keys of published nodes (directories of the store with group metadata)."""
+    root = store_path(dataset)
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "zarr.json").is_file())
+
+
+def node_row(dataset: Path, key: str) -> dict:
+    """The manifest row recorded in the group metadata of ``key``."""
+    meta = json.loads((store_path(dataset) / key / "zarr.json").read_text())
+    return dict(meta.get("attributes", {}).get("manifest", {}))
+
+
+def updated_manifest(dataset: Path, run_id: str) -> tuple[pd.DataFrame, int]:
+    """The existing manifest plus rows for nodes it does not list yet; returns (frame, new rows)."""
+    current = read_manifest(dataset)
+    known = set(current["zarr_key"].str.split("/").str[0]) if "zarr_key" in current else set()
+    new_rows = []
+    for key in stored_keys(dataset):
+        if key not in known:
+            row = node_row(dataset, key)
+            row["ingest_run_id"] = run_id
+            new_rows.append(row)
+    if not new_rows:
+        return current, 0
+    frame = pd.concat([current, pd.DataFrame(new_rows)], ignore_index=True) if len(current) else pd.DataFrame(new_rows)
+    return frame, len(new_rows)
+
+
+def write_manifest(dataset: Path, frame: pd.DataFrame) -> Path:
+    """Write the manifest atomically (temporary file, fsync, rename)."""
+    buffer = io.BytesIO()
+    frame.reset_index(drop=True).to_parquet(buffer, index=False)
+    path = manifest_path(dataset)
+    atomic_write_bytes(path, buffer.getvalue())
+    log.info("manifest: %d rows", len(frame))
+    return path

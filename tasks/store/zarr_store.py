@@ -1,0 +1,133 @@
+"""The Zarr v3 store: one group per stored object, published atomically by a directory rename.
+
+Layout (``DATASET/store.zarr``)::
+
+    <key>/            group: OME-Zarr ``ome`` attrs + ``medflow`` attrs
+    <key>/0           native array, video (T,H,W[,C]) or volume (Z,Y,X)
+    <key>/view        training view of a video (T,112,112) uint8
+
+A node is written completely under ``DATASET/.staging/<random>`` (same file system) and then moved
+into place with one ``os.rename``, so a reader or an interrupted run never sees a partial array.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+from zarr.storage import LocalStore
+
+from tasks.errors import QuarantineReason, StorageError
+from tasks.store.attrs import json_safe
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "store.zarr"
+STAGING_DIR = ".staging"
+VIDEO_CHUNK_FRAMES = 16
+VOLUME_CHUNK = (32, 256, 256)
+ZSTD_LEVEL = 5  # ~1.17x the bytes of FFV1 on echo cines, decode as fast as level 3 (bench/storage.py)
+
+
+@dataclass
+class ArraySpec:
+    """One array of a node: data, inner chunk shape, attributes; the whole array is one shard."""
+
+    data: np.ndarray
+    chunks: tuple[int, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def video_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(16, H, W[, C]): a 32-frame clip touches 2–3 chunks inside the array's single shard."""
+    return (min(VIDEO_CHUNK_FRAMES, shape[0]), *shape[1:])
+
+
+def volume_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """About (32, 256, 256), clipped to the volume."""
+    return tuple(min(c, s) for c, s in zip(VOLUME_CHUNK, shape, strict=True))
+
+
+def shard_shape(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """One shard spanning the array, rounded up to whole chunks."""
+    return tuple(-(-s // c) * c for s, c in zip(shape, chunks, strict=True))
+
+
+def store_path(dataset: Path) -> Path:
+    return Path(dataset) / STORE_DIR
+
+
+def ensure_root(dataset: Path) -> Path:
+    """Create the root group once (idempotent); return the store path."""
+    root = store_path(dataset)
+    if not (root / "zarr.json").exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        zarr.open_group(store=LocalStore(root), mode="a", zarr_format=3)
+    return root
+
+
+def node_exists(dataset: Path, key: str) -> bool:
+    """Whether ``key`` was published (its group metadata exists)."""
+    return (store_path(dataset) / key / "zarr.json").is_file()
+
+
+def write_node(dataset: Path, key: str, arrays: Mapping[str, ArraySpec], attrs: dict[str, Any]) -> bool:
+    """Write group ``key`` with ``arrays`` atomically. False if ``key`` already exists (nothing written)."""
+    root = ensure_root(dataset)
+    target = root / key
+    if node_exists(dataset, key):
+        return False
+    staging = Path(dataset) / STAGING_DIR / uuid.uuid4().hex
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        group = zarr.open_group(store=LocalStore(staging), mode="w", zarr_format=3)
+        group.attrs.update(json_safe(attrs))
+        for name, spec in arrays.items():
+            array = group.create_array(
+                name,
+                shape=spec.data.shape,
+                dtype=spec.data.dtype,
+                chunks=spec.chunks,
+                shards=shard_shape(spec.data.shape, spec.chunks),
+                compressors=ZstdCodec(level=ZSTD_LEVEL),
+                fill_value=0,
+                attributes=json_safe(spec.attrs),
+            )
+            array[...] = spec.data
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if node_exists(dataset, key):  # another worker published the same key first
+                return False
+            raise
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write array {key} into {STORE_DIR}; check free space and permissions",
+            reason=QuarantineReason.WRITE_FAILED,
+        ) from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    log.debug("stored %s (%d arrays)", key, len(arrays))
+    return True
+
+
+def clear_staging(dataset: Path) -> int:
+    """Remove leftovers of interrupted writes; call only when no other run is writing. Returns count."""
+    staging = Path(dataset) / STAGING_DIR
+    if not staging.exists():
+        return 0
+    leftovers = list(staging.iterdir())
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(leftovers)

@@ -1,0 +1,250 @@
+"""End to end: the Prefect flow ``ingest`` on real pydicom-data files with a real Prefect server,
+and the same flow on a real Dask scheduler + worker started on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import zarr
+
+from tests.tasks.ingest.sources import copy_testdata, ct_series, write_key
+
+# one ultrasound cine (pixels cleaned by OCR under clean_pixels=auto), MR single and enhanced, NM, a non-image
+REAL_FILES = ["MR_small.dcm", "emri_small.dcm", "examples_ybr_color.dcm", "JPEG-LL.dcm", "rtplan.dcm"]
+SOURCE_PHI = ["CompressedSamples^MR1", "CompressedSamples^CT1", "4MR1", "1CT1"]  # PatientName/ID of the inputs
+
+
+def _source(tmp_path: Path) -> Path:
+    src = tmp_path / "incoming"
+    ct_series(src / "ct", n=3)
+    copy_testdata(src, REAL_FILES)
+    (src / "notes.txt").write_text("not dicom")
+    return src
+
+
+def _read_audit(dataset: Path, run_id: str) -> list[dict]:
+    lines = (dataset / "audit.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["run_id"] == run_id]
+
+
+async def _logs_and_artifacts() -> str:
+    from prefect import get_client
+
+    async with get_client() as client:
+        logs = await client.read_logs()
+        artifacts = await client.read_artifacts()
+        runs = await client.read_task_runs()
+    texts = [log.message for log in logs]
+    texts += [json.dumps(a.data, default=str) for a in artifacts]
+    texts += [r.name for r in runs]
+    return "\n".join(texts)
+
+
+async def _batch_task_tags() -> set[str]:
+    from prefect import get_client
+
+    async with get_client() as client:
+        runs = await client.read_task_runs()
+    return {t for r in runs if r.name.startswith("batch-") for t in r.tags}
+
+
+@pytest.mark.slow
+def test_ingest_flow_end_to_end(prefect_server, tmp_path):
+    from flows.ingest import ingest
+
+    src, dataset = _source(tmp_path), tmp_path / "dataset"
+    key = write_key(tmp_path / "key")
+    first = ingest(
+        str(src), str(dataset), key_file=str(key), workers=1, clean_pixels="auto", run_id="run-1", audit=True
+    )
+    assert first["discovered"] == 9
+    assert first["audit_findings"] == 0 and first["audit_files_scanned"] > 0  # the in-flow PHI audit ran
+    assert (dataset / first["audit_report"]).is_file()
+    assert first["stored"] + first["skipped"] + first["quarantined"] == first["discovered"]
+    assert first["quarantine_reasons"] == {"not-dicom": 1, "unsupported": 1}
+    audit = _read_audit(dataset, "run-1")
+    assert len(audit) == 9 and {r["status"] for r in audit} == {"stored", "quarantined"}
+
+    manifest = pd.read_parquet(dataset / "manifest.parquet")
+    assert len(manifest) == first["manifest_rows"] == 5  # CT series → one volume
+    ct = manifest[manifest.modality == "CT"].iloc[0]
+    assert ct.kind == "volume" and ct.frames == 3 and ct.spacing_z == pytest.approx(2.0)
+    video = manifest[manifest.kind == "video"].iloc[0]
+    assert video.modality == "US" and video.view_fps == 50
+    root = zarr.open_group(dataset / "store.zarr", mode="r")
+    assert root[video.zarr_key.split("/")[0]].attrs["cleaning"]["pixels_cleaned"] is True
+    view = root[video.view_key]
+    assert view.shape[1:] == (112, 112) and view.dtype == "uint8"
+    assert root[video.zarr_key].shape[0] == video.frames
+    assert set(manifest.qc_status) <= {"pass", "fail"}
+    assert (dataset / "qc" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    assert "video" in root.attrs["intensity"]
+
+    # no PHI in the dataset files, the Prefect logs, artifacts or task run names
+    published = "\n".join(p.read_text(errors="ignore") for p in dataset.rglob("*.json*"))
+    prefect_text = asyncio.run(_logs_and_artifacts())
+    for phi in SOURCE_PHI:
+        assert phi not in published and phi not in prefect_text
+    assert "incoming" not in prefect_text and "MR_small" not in prefect_text
+    assert "Ingest run-1" in prefect_text  # the summary artifact reached the server
+    batch_tags = asyncio.run(_batch_task_tags())
+    assert {"modality:CT", "modality:MR", "modality:US"} <= batch_tags
+    assert all(t.startswith("modality:") for t in batch_tags)
+
+    # a re-run writes nothing new and says so
+    before = sorted(p.name for p in (dataset / "store.zarr").iterdir())
+    second = ingest(str(src), str(dataset), key_file=str(key), workers=1, clean_pixels="auto", run_id="run-2")
+    assert second["arrays_written"] == 0 and second["new_rows"] == 0
+    assert second["skipped"] == 7 and second["quarantined"] == 2
+    assert sorted(p.name for p in (dataset / "store.zarr").iterdir()) == before
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+def test_ingest_on_a_real_dask_cluster(prefect_server, tmp_path):
+    from distributed import Client
+
+    from flows.ingest import ingest
+
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    scheduler = subprocess.Popen(
+        [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = None
+    try:
+        _wait_for_port(port)
+        address = f"tcp://127.0.0.1:{port}"
+        worker = subprocess.Popen(
+            [bin_dir / "dask", "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+        src = tmp_path / "incoming"
+        ct_series(src / "ct", n=2)
+        copy_testdata(src, ["MR_small.dcm", "SC_rgb.dcm"])
+        dataset = tmp_path / "dataset"
+        key = write_key(tmp_path / "key")
+        summary = ingest(str(src), str(dataset), key_file=str(key), dask_address=address, clean_pixels="off")
+        assert summary["discovered"] == 4 and summary["stored"] == 4 and summary["batches"] >= 1
+        assert len(pd.read_parquet(dataset / "manifest.parquet")) == 3
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def test_cli_rejects_bad_options_with_a_remedy(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["ingest", str(tmp_path / "nope"), "--dataset", str(tmp_path / "ds")])
+    assert missing.exit_code == 2 and "SOURCE does not exist" in missing.output
+    bad = runner.invoke(app, ["ingest", str(tmp_path), "--dataset", str(tmp_path / "ds"), "--clean-pixels", "maybe"])
+    assert bad.exit_code == 2 and "auto, on or off" in bad.output
+    assert not (tmp_path / "ds").exists()
+
+
+def _prefect_servers(home: Path) -> list[int]:
+    """Pids of uvicorn processes (Prefect API servers) whose PREFECT_HOME is ``home``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"uvicorn" in cmdline and f"PREFECT_HOME={home}".encode() in environ.split(b"\0"):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_cli_without_api_url_starts_one_server_shared_by_workers(tmp_path):
+    """No PREFECT_API_URL: the CLI starts one temporary server and the 2 worker processes report to it.
+
+    Ephemeral mode is off in the workers' environment, so a worker without the URL would fail its task
+    instead of starting a server of its own; every batch task run lands in the one database.
+    """
+    import sqlite3
+
+    src = tmp_path / "incoming"
+    ct_series(src / "ct", n=2)
+    copy_testdata(src, ["MR_small.dcm", "SC_rgb.dcm"])
+    key = write_key(tmp_path / "key")
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MEDFLOW_"))}
+    env.update(PREFECT_HOME=str(home), PYTHONWARNINGS="ignore")
+    medflow = str(Path(sys.executable).with_name("medflow"))
+    args = [medflow, "ingest", str(src), "--dataset", str(tmp_path / "ds"), "--key-file", str(key)]
+    log = tmp_path / "console.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*args, "--workers", "2"], env=env, stdout=out, stderr=out)
+    most = 0
+    deadline = time.monotonic() + 380
+    while proc.poll() is None and time.monotonic() < deadline:
+        most = max(most, len(_prefect_servers(home)))
+        time.sleep(0.2)
+    if proc.poll() is None:
+        proc.kill()
+    assert proc.wait() == 0, log.read_text()[-3000:]
+    assert most == 1, f"{most} Prefect servers ran for one ingest"
+    assert "stored 4" in log.read_text()
+    with sqlite3.connect(home / "prefect.db") as db:
+        flows = db.execute("select count(*) from flow_run").fetchone()[0]
+        batches = db.execute("select count(*) from task_run where name like 'batch-%'").fetchone()[0]
+        states = {s for (s,) in db.execute("select state_type from task_run where name like 'batch-%'")}
+    assert flows == 1 and batches >= 2 and states == {"COMPLETED"}
+
+
+@pytest.mark.slow
+def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, tmp_path):
+    """A value of an original anywhere in the dataset (here a stray note) fails the flow; counts only."""
+    from flows.ingest import ingest
+    from tasks.errors import MedflowError
+
+    src, dataset = tmp_path / "incoming", tmp_path / "dataset"
+    copy_testdata(src, ["MR_small.dcm"])
+    dataset.mkdir()
+    (dataset / "notes.txt").write_text("reviewed by CompressedSamples^MR1\n")  # the original's PatientName
+    key = write_key(tmp_path / "key")
+    with pytest.raises(MedflowError, match=r"PHI audit: \d+ identifying values") as failed:
+        ingest(str(src), str(dataset), key_file=str(key), workers=1, clean_pixels="off", run_id="leaky", audit=True)
+    assert "CompressedSamples" not in str(failed.value)
+    summary = json.loads((dataset / "ingest-runs" / "leaky.json").read_text())
+    assert summary["stored"] == 1 and summary["audit_findings"] >= 1

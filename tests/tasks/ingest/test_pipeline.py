@@ -1,0 +1,117 @@
+"""The plain-Python ingest: batching by series, storage of cines/volumes, audit balance, idempotent re-runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+import zarr
+from pydicom.data import get_testdata_file
+
+from tasks.deid.context import DeidContext
+from tasks.deid.keys import DeidKey
+from tasks.ingest.discover import discover_files, plan_batches
+from tasks.ingest.folder import ingest_folder
+from tasks.ingest.nodes import Ids, video_node
+from tests.tasks.ingest.sources import copy_testdata, ct_series
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return DeidContext.create(DeidKey(b"k" * 32), clean_pixels="off")
+
+
+def test_batches_keep_ct_series_together(tmp_path):
+    ct = ct_series(tmp_path / "ct", n=4)
+    other = copy_testdata(tmp_path, ["MR_small.dcm", "SC_rgb.dcm", "rtplan.dcm"])
+    batches = plan_batches(discover_files(tmp_path), batch_bytes=10**9, batch_files=2, min_batches=1)
+    with_ct = [b for b in batches if any(p.endswith(".dcm") and "/ct/" in p for p in b)]
+    assert len(with_ct) == 1 and sorted(with_ct[0]) == sorted(map(str, ct))
+    flat = [p for b in batches for p in b]
+    assert len(flat) == 7 and all(str(p) in flat for p in other)
+
+
+def test_video_node_layout_view_and_ome():
+    ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    frames = ds.pixel_array
+    ds.FrameTime = 40.0  # 25 fps
+    node = video_node(ds, frames, Ids("P", "2.25.1", "2.25.2", "2.25.3"), target_fps=50, view_size=112, cleaning={})
+    assert node.key == "2.25.3" and set(node.arrays) == {"0", "view"}
+    view = node.arrays["view"].data
+    assert view.shape == (2 * frames.shape[0] - 1, 112, 112) and view.dtype == np.uint8
+    assert node.arrays["0"].chunks == (16, 240, 320, 3)
+    assert node.row["source_fps"] == pytest.approx(25) and node.row["view_fps"] == 50
+    ms = node.attrs["ome"]["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["t", "y", "x", "c"]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][0] == pytest.approx(40.0)
+    assert len(node.attrs["frame_times_ms"]) == frames.shape[0]
+    json.dumps(node.attrs, allow_nan=False)
+
+
+def test_ingest_folder_balanced_and_idempotent(tmp_path, ctx):
+    src = tmp_path / "src"
+    ct_series(src / "ct", n=3, spacing=1.5)
+    copy_testdata(src, ["MR_small.dcm", "OBXXXX1A_2frame.dcm", "rtplan.dcm"])
+    (src / "broken.dcm").write_bytes(b"DICM" * 10)
+    dataset = tmp_path / "ds"
+    first = ingest_folder(src, dataset, ctx, workers=1, run_id="a")
+    assert (first.discovered, first.stored, first.skipped, first.quarantined) == (7, 5, 0, 2)
+    assert first.balanced and first.arrays_written == 3
+    manifest = pd.read_parquet(dataset / "manifest.parquet")
+    assert sorted(manifest.kind) == ["video", "volume", "volume"]
+    ct = manifest[manifest.modality == "CT"].iloc[0]
+    assert ct.instance_id == ct.series_id and ct.zarr_key == f"{ct.series_id}/0"
+    volume = zarr.open_group(dataset / "store.zarr", mode="r")[ct.zarr_key]
+    assert volume.dtype == np.int16 and volume.shape == (3, 128, 128)
+    assert volume.attrs["intensity"]["method"] == "ct-window"
+    ref = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    hu = ref.pixel_array.astype(float) * float(ref.RescaleSlope) + float(ref.RescaleIntercept)
+    np.testing.assert_array_equal(volume[0], np.rint(hu).astype(np.int16))
+    assert ct.spacing_z == pytest.approx(1.5)
+    video = manifest[manifest.kind == "video"].iloc[0]
+    assert video.qc_status == "fail" and "frames" in video.qc_failures  # a 2-frame cine is too short to train on
+    quarantined = [json.loads(x) for x in (dataset / "quarantine.jsonl").read_text().splitlines()]
+    assert sorted(q["reason"] for q in quarantined) == ["not-dicom", "unsupported"]
+    assert not any("broken" in json.dumps(q) or "rtplan" in json.dumps(q) for q in quarantined)
+
+    second = ingest_folder(src, dataset, ctx, workers=1, run_id="b")
+    assert (second.stored, second.skipped, second.quarantined, second.arrays_written) == (0, 5, 2, 0)
+    assert second.new_rows == 0 and len(pd.read_parquet(dataset / "manifest.parquet")) == 3
+    audit = [json.loads(x) for x in (dataset / "audit.jsonl").read_text().splitlines()]
+    assert len([a for a in audit if a["run_id"] == "b"]) == 7
+    assert not (dataset / ".work" / "b").exists()
+
+
+def test_manifest_recovers_rows_of_an_interrupted_run(tmp_path, ctx):
+    src = tmp_path / "src"
+    copy_testdata(src, ["MR_small.dcm"])
+    dataset = tmp_path / "ds"
+    ingest_folder(src, dataset, ctx, workers=1, run_id="a")
+    (dataset / "manifest.parquet").unlink()  # as if the run died after writing the array
+    again = ingest_folder(src, dataset, ctx, workers=1, run_id="b")
+    assert again.skipped == 1 and again.new_rows == 1 and again.manifest_rows == 1
+
+
+def test_normalisation_recorded_and_applied_at_load(tmp_path, ctx):
+    from tasks.store.reader import intensity_params, load
+
+    src = tmp_path / "src"
+    ct_series(src / "ct", n=2)
+    copy_testdata(src, ["emri_small.dcm", "examples_ybr_color.dcm"])
+    dataset = tmp_path / "ds"
+    ingest_folder(src, dataset, ctx, workers=1, run_id="a")
+    manifest = pd.read_parquet(dataset / "manifest.parquet").set_index("modality")
+    ct = load(dataset, manifest.loc["CT", "zarr_key"], normalise=True)
+    assert ct.dtype == np.float32 and ct.min() >= 0.0 and ct.max() <= 1.0  # CT window → [0, 1]
+    raw = load(dataset, manifest.loc["MR", "zarr_key"])
+    mr = load(dataset, manifest.loc["MR", "zarr_key"], normalise=True)[raw != 0]
+    assert intensity_params(dataset, manifest.loc["MR", "zarr_key"])["method"] == "zscore"
+    assert abs(float(mr.mean())) < 1e-3 and abs(float(mr.std()) - 1) < 1e-3
+    view_key = manifest.loc["US", "view_key"]
+    video = intensity_params(dataset, view_key)
+    assert video["method"] == "dataset-mean-std" and video["count"] == manifest.loc["US", "view_frames"]
+    assert abs(float(load(dataset, view_key, normalise=True).mean())) < 1e-3
+    assert load(dataset, view_key).dtype == np.uint8

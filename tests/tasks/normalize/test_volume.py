@@ -1,0 +1,73 @@
+"""Volume assembly from single-frame slices (CT_small.dcm copies) and from an enhanced multi-frame MR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from tasks.errors import PixelError
+from tasks.normalize.volume import assemble_volume, slice_from_dataset, slices_from_enhanced
+
+
+def _ct_slices(n: int = 5, spacing: float = 2.5, shuffle_seed: int = 0):
+    base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    pixels = base.pixel_array
+    origin = np.asarray([float(v) for v in base.ImagePositionPatient])
+    normal = np.cross(
+        np.asarray([float(v) for v in base.ImageOrientationPatient[:3]]),
+        np.asarray([float(v) for v in base.ImageOrientationPatient[3:]]),
+    )
+    slices = []
+    for k in range(n):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.ImagePositionPatient = [float(v) for v in origin + k * spacing * normal]
+        slices.append(slice_from_dataset(ds, pixels + k, f"2.25.{k}"))
+    order = np.random.default_rng(shuffle_seed).permutation(n)
+    return [slices[i] for i in order], base
+
+
+def test_ct_slices_sorted_along_normal_with_spacing_from_positions():
+    slices, base = _ct_slices()
+    volume = assemble_volume(slices, hounsfield=True)
+    assert volume.data.shape == (5, 128, 128) and volume.data.dtype == np.int16
+    assert volume.spacing[0] == pytest.approx(2.5)
+    assert volume.spacing_source == "positions"
+    assert volume.instance_ids == [f"2.25.{k}" for k in range(5)]
+    slope, intercept = float(base.RescaleSlope), float(base.RescaleIntercept)
+    expected = np.rint(base.pixel_array.astype(float) * slope + intercept + 2 * slope)
+    np.testing.assert_array_equal(volume.data[2], expected.astype(np.int16))
+
+
+def test_spacing_comes_from_positions_not_slice_thickness():
+    slices, base = _ct_slices(spacing=1.25)
+    assert float(base.SliceThickness) != 1.25
+    assert assemble_volume(slices, hounsfield=True).spacing[0] == pytest.approx(1.25)
+
+
+def test_duplicate_positions_dropped_and_irregular_gaps_flagged():
+    slices, _ = _ct_slices(n=4)
+    slices.append(slices[0])
+    volume = assemble_volume(slices, hounsfield=True)
+    assert volume.duplicates_dropped == 1 and volume.data.shape[0] == 4
+    del slices[-1]
+    slices.sort(key=lambda s: float(s.position[2]))
+    slices[-1].position = slices[-1].position + 10 * (slices[-1].position - slices[-2].position)
+    assert assemble_volume(slices, hounsfield=True).irregular_spacing
+
+
+def test_mismatched_slice_sizes_raise_pixel_error():
+    slices, _ = _ct_slices(n=3)
+    slices[1].pixels = slices[1].pixels[:64]
+    with pytest.raises(PixelError, match="differ in size"):
+        assemble_volume(slices, hounsfield=True)
+
+
+def test_enhanced_multiframe_mr_uses_per_frame_positions():
+    ds = pydicom.dcmread(get_testdata_file("emri_small.dcm"))
+    slices = slices_from_enhanced(ds, ds.pixel_array, "2.25.1")
+    volume = assemble_volume(slices, hounsfield=False)
+    assert volume.data.shape == (10, 64, 64)
+    assert volume.spacing[0] > 0 and volume.spacing[1] > 0
+    np.testing.assert_array_equal(np.sort(volume.data.ravel()), np.sort(ds.pixel_array.astype(np.int16).ravel()))
