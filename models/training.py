@@ -1,0 +1,275 @@
+"""``train_model``: one training run from a dataset and a labels table to a run directory (plain Python).
+
+The CLI (``medflow train``) and the Prefect flow (``flows/train.py``) both call this. Run directory:
+``DATASET/runs/<run-id>/`` with ``config.yaml``, ``checkpoints/{best,last}.ckpt``, ``predictions.parquet``
+(test split), ``metrics.json`` and ``logs/`` (CSV + TensorBoard).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from tasks.atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run (saved verbatim in ``config.yaml``)."""
+
+    dataset: str
+    labels: str
+    task: str
+    id_col: str = "patient_id"
+    start_col: str | None = None
+    end_col: str | None = None
+    event_col: str | None = None
+    target_col: str | None = None
+    head: str | None = None  # survival: coxph|logistic-hazard|deephit; classification: softmax|evidential
+    backbone: str = "r2plus1d_18"
+    weights: str | None = None
+    tabular: list[str] = field(default_factory=list)
+    kind: str = "video"
+    frames: int = 16
+    stride: int = 1
+    size: int | None = None
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    num_workers: int = 2
+    test_clips: int = 4
+    num_durations: int = 20
+    cox_memory: int = 0  # batches of remembered risk sets (CoxMemoryLoss); 0 = plain in-batch Cox
+    kl_annealing_epochs: int = 25
+    fairness_penalty: str | None = None
+    group_col: str | None = None
+    fairness_weight: float = 0.0
+    patience: int = 10
+    precision: str | None = None  # default: bf16-mixed on a GPU, 32-true on the CPU
+    devices: str = "auto"
+    accelerator: str = "auto"
+    augment: bool = True
+    resume: str | None = None  # a run directory: continue from its last.ckpt with the same split
+    run_id: str | None = None
+    limit_batches: float | None = None  # fraction of batches per epoch (smoke tests)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def _new_run_id(cfg: TrainConfig) -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{cfg.task}-{cfg.backbone}-{secrets.token_hex(3)}"
+
+
+def _input_stats(dm: Any, limit: int = 16) -> tuple[float, float]:
+    """Mean and std of pixel values over a few training clips (recorded, then applied on the device)."""
+    ds = dm.datasets["train_eval"]
+    values = [ds.read(i).astype(np.float32) / 255.0 for i in range(min(limit, len(ds)))]
+    flat = np.concatenate([v.ravel() for v in values])
+    return float(flat.mean()), float(flat.std() or 1.0)
+
+
+def train_model(cfg: TrainConfig) -> TrainResult:
+    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from models.callbacks import KLAnnealing
+    from models.datamodule import ClipDataModule, ClipSpec
+    from models.heads import FusionHead, build_objective, objective_from_state
+    from models.module import ClinicalModel, InputSpec
+    from models.networks import build_backbone
+    from models.table import LabelSpec, TabularScaler, assign_split, load_table, manifest_hash, split_patients
+
+    dataset = Path(cfg.dataset)
+    previous: dict[str, Any] | None = None
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        previous = yaml.safe_load((run_dir / "config.yaml").read_text())
+        run_id = previous["run_id"]
+    else:
+        run_id = cfg.run_id or _new_run_id(cfg)
+        run_dir = dataset / "runs" / run_id
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    spec = LabelSpec(cfg.task, cfg.id_col, cfg.start_col, cfg.end_col, cfg.event_col, cfg.target_col,
+                     tuple(cfg.tabular), cfg.group_col, cfg.kind)  # fmt: skip
+    labels = pd.read_csv(cfg.labels)
+    table = load_table(dataset, labels, spec)
+    mhash = manifest_hash(dataset)
+    if previous is not None:
+        split = previous["split"]
+        if previous["manifest_sha256"] != mhash:
+            log.warning("resuming on a changed manifest; keeping the recorded split")
+    else:
+        split = split_patients(table["patient_id"], cfg.seed)
+    table = assign_split(table, split)
+    train_rows = table[table["split"] == "train"]
+    if previous is not None:
+        objective = objective_from_state(previous["objective"])
+        scaler = TabularScaler.from_state(previous["tabular"])
+    else:
+        objective = build_objective(cfg.task, cfg.head, num_durations=cfg.num_durations, cox_memory=cfg.cox_memory) \
+            if cfg.task == "survival" else build_objective(cfg.task, cfg.head)  # fmt: skip
+        objective.fit(train_rows)
+        scaler = TabularScaler(list(cfg.tabular)).fit(train_rows)
+    groups = sorted(table[cfg.group_col].astype(str).unique().tolist()) if cfg.group_col else []
+    if cfg.fairness_penalty and not cfg.group_col:
+        raise ValueError("--fairness-penalty needs --group-col")
+    clip = ClipSpec(cfg.frames, cfg.stride, cfg.kind)
+    dm = ClipDataModule(dataset, table, objective, scaler, cfg.group_col, groups, clip, cfg.batch_size,
+                        cfg.num_workers, cfg.test_clips)  # fmt: skip
+    dm.setup()
+    if previous is not None:
+        input_spec = InputSpec(**previous["input"])
+    else:
+        mean, std = _input_stats(dm)
+        input_spec = InputSpec(mean=mean, std=std, size=cfg.size, augment=cfg.augment)
+
+    backbone = build_backbone(cfg.backbone, Path(cfg.weights) if cfg.weights else None)
+    head = FusionHead(backbone.out_features, objective.out_features, scaler.width)
+    model = ClinicalModel(backbone, head, objective, input_spec, cfg.lr, cfg.weight_decay, cfg.fairness_penalty,
+                          cfg.fairness_weight, cfg.epochs)  # fmt: skip
+
+    config = {
+        "run_id": run_id,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "args": asdict(cfg),
+        "task": cfg.task,
+        "head": objective.head,
+        "backbone": cfg.backbone,
+        "dataset": str(dataset.resolve()),
+        "manifest_sha256": mhash,
+        "split": split,
+        "counts": {name: int((table["split"] == name).sum()) for name in ("train", "val", "test")},
+        "objective": objective.state(),
+        "tabular": scaler.state(),
+        "groups": {"column": cfg.group_col, "categories": groups},
+        "input": input_spec.as_dict(),
+        "clip": asdict(clip),
+        "versions": {"torch": str(torch.__version__), "pytorch_lightning": str(pl.__version__)},
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_yaml(run_dir / "config.yaml", config)
+
+    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    ckpt_dir = run_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
+                           enable_version_counter=False)  # fmt: skip
+    callbacks: list[pl.Callback] = [best, EarlyStopping(monitor="val_loss", patience=cfg.patience, mode="min")]
+    if objective.head == "evidential":
+        callbacks.append(KLAnnealing(cfg.kl_annealing_epochs))
+    # a resumed run keeps the first metrics.csv and logs the continuation beside it
+    csv_version = "" if previous is None else f"resume-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy="ddp" if gpu and torch.cuda.device_count() > 1 and cfg.devices != "1" else "auto",
+        precision=cfg.precision or ("bf16-mixed" if gpu else "32-true"),
+        max_epochs=cfg.epochs,
+        callbacks=callbacks,
+        logger=[
+            CSVLogger(run_dir, name="logs", version=csv_version),
+            TensorBoardLogger(run_dir, name="logs", version="tb"),
+        ],
+        deterministic="warn",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        limit_train_batches=cfg.limit_batches,
+        num_sanity_val_steps=0,
+    )
+    resume_ckpt = str(ckpt_dir / "last.ckpt") if previous is not None and (ckpt_dir / "last.ckpt").exists() else None
+    trainer.fit(model, datamodule=dm, ckpt_path=resume_ckpt)
+    if not trainer.is_global_zero:
+        return TrainResult(run_id, run_dir, {})
+
+    best_path = Path(best.best_model_path) if best.best_model_path else ckpt_dir / "last.ckpt"
+    state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+    model.load_state_dict(state)
+    model.to("cuda" if gpu else "cpu")
+    if cfg.task == "survival" and objective.head == "coxph":
+        out, idx = model.predict_outputs(dm.train_eval_dataloader())
+        rows = dm.rows("train").iloc[idx.numpy()]
+        objective.fit_baseline(objective.score(out).numpy(), rows["duration"].to_numpy(float),
+                               rows["event"].to_numpy(float))  # fmt: skip
+        config["objective"] = objective.state()
+        _write_yaml(run_dir / "config.yaml", config)
+    out, idx = model.predict_outputs(dm.test_dataloader())
+    predictions = _prediction_frame(dm.rows("test").iloc[idx.numpy()], objective, out, cfg)
+    atomic_write_bytes(run_dir / "predictions.parquet", predictions.to_parquet(index=False))
+    metrics = {"training": _quick_metrics(cfg.task, predictions, objective), "best_checkpoint": best_path.name,
+               "epochs_run": int(trainer.current_epoch), "best_val_loss": _float(best.best_model_score)}  # fmt: skip
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    log.info("run %s: %s", run_id, metrics["training"])
+    return TrainResult(run_id, run_dir, metrics)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _write_yaml(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())
+
+
+def _prediction_frame(rows: pd.DataFrame, objective: Any, out: Any, cfg: TrainConfig) -> pd.DataFrame:
+    frame = pd.DataFrame({"patient_id": rows["patient_id"].to_numpy(), "instance_id": rows["instance_id"].to_numpy()})
+    if cfg.task == "survival":
+        frame["time"] = rows["duration"].to_numpy()
+        frame["event"] = rows["event"].to_numpy().astype(int)
+    else:
+        frame["label"] = rows["target"].to_numpy()
+    for name, values in objective.columns(out).items():
+        frame[name] = values
+    carried = ["sex", "age", "group", *([cfg.group_col] if cfg.group_col else [])]
+    for col in dict.fromkeys(carried):
+        if col in rows.columns and col not in frame.columns:
+            frame[col] = rows[col].to_numpy()
+    return frame
+
+
+def _quick_metrics(task: str, pred: pd.DataFrame, objective: Any) -> dict[str, float]:
+    """A first look at the test split (the evaluation step computes the full set with intervals)."""
+    if pred.empty:
+        return {}
+    if task == "regression":
+        from sklearn.metrics import mean_absolute_error, r2_score
+
+        metrics = {"mae": float(mean_absolute_error(pred["label"], pred["prediction"])), "n": len(pred)}
+        if len(pred) >= 2:
+            metrics["r2"] = float(r2_score(pred["label"], pred["prediction"]))
+        return metrics
+    if task == "classification":
+        probs = pred[[f"prob_{c}" for c in objective.classes]].to_numpy()
+        labels = pred["label"].astype(str).to_numpy()
+        predicted = np.asarray(objective.classes)[probs.argmax(1)]
+        return {"accuracy": float((predicted == labels).mean()), "n": len(pred)}
+    import torch
+    from torchsurv.metrics.cindex import ConcordanceIndex
+
+    if pred["event"].sum() == 0 or len(pred) < 2:
+        return {"n": len(pred)}  # concordance needs two patients and an event
+    cindex = ConcordanceIndex()(torch.tensor(pred["risk"].to_numpy(), dtype=torch.float32),
+                                torch.tensor(pred["event"].to_numpy(), dtype=torch.bool),
+                                torch.tensor(pred["time"].to_numpy(), dtype=torch.float32))  # fmt: skip
+    return {"concordance": float(cindex), "n": len(pred)}
