@@ -1,0 +1,117 @@
+"""Occlusion and saliency sanity on a tiny real Conv3d trained here, where the answer is known by construction.
+
+Positive clips carry a bright blob in the top-left quadrant during the second quarter of the frames only;
+a model that learned the task must lose its output when exactly that region or that time segment is masked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tasks.evaluate.model_checks import ModelAdapter, check_model
+from tasks.evaluate.occlusion import occlusion_test, sector_box
+from tasks.evaluate.options import EvaluationOptions
+from tasks.evaluate.ranking import weighted_auc
+from tasks.evaluate.saliency import sanity_check
+
+
+def make_clips(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    g = torch.Generator().manual_seed(seed)
+    clips = torch.randint(10, 60, (n, 8, 16, 16), generator=g, dtype=torch.uint8)
+    labels = (torch.arange(n) % 2).numpy()
+    for i in np.flatnonzero(labels):
+        clips[i, 2:4, 2:7, 2:7] = 230
+    return clips, labels
+
+
+def prepare(clips: torch.Tensor) -> torch.Tensor:
+    return clips.float().div(255.0).unsqueeze(1)
+
+
+def score(out: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(out).view(-1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A tiny model on a shared 2-core machine: one thread avoids oversubscription stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool3d(1), nn.Flatten(), nn.Linear(4, 1)
+    )
+    clips, labels = make_clips(64, seed=1)
+    x, y = prepare(clips), torch.as_tensor(labels, dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.binary_cross_entropy_with_logits(model(x).view(-1), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def auroc(labels: np.ndarray):
+    pos = labels == 1
+    return lambda s: float(weighted_auc(s, pos[None, :] * 1.0, ~pos[None, :] * 1.0)[0])
+
+
+def test_occlusion_finds_the_region_and_the_time_segment_the_model_uses(trained):
+    clips, labels = make_clips(32, seed=2)
+    result = occlusion_test(lambda c: score(trained(prepare(c))), clips, grid=2, segments=4)
+    assert auroc(labels)(result.baseline) == pytest.approx(1.0)
+    assert np.unravel_index(result.region_delta.argmax(), (2, 2)) == (0, 0)
+    assert result.region_delta[0, 0] > 5 * np.delete(result.region_delta.ravel(), 0).max()
+    assert result.segment_delta.argmax() == 1
+    assert auroc(labels)(result.region_scores[0, 0]) < 0.8 < auroc(labels)(result.region_scores[1, 1])
+
+
+def test_sector_box_is_the_bright_part_of_the_frame():
+    clips = torch.zeros((2, 3, 20, 30), dtype=torch.uint8)
+    clips[0, 1, 4:15, 6:25] = 90
+    assert sector_box(clips) == (4, 15, 6, 25)
+
+
+def test_randomisation_test_passes_a_trained_model_and_flags_a_parameter_free_one(trained):
+    clips, _ = make_clips(8, seed=3)
+    inputs = prepare(clips[1::2])  # positives
+    result = sanity_check(trained, lambda m, x: score(m(x)), inputs, threshold=0.5, steps=8)
+    assert result.trained.shape == (4, 16, 16)
+    top_left = result.trained[:, :8, :8].sum() / result.trained.sum()
+    assert top_left > 0.5  # the map points at the blob
+    assert not result.unreliable and np.median(result.spearman) < 0.5
+
+    class FixedFilter(nn.Module):  # "explains" brightness, learns nothing
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[..., :8, :8].mean(dim=(1, 2, 3, 4))
+
+    flagged = sanity_check(FixedFilter(), lambda m, x: m(x), inputs, threshold=0.5, steps=8)
+    assert flagged.unreliable and np.allclose(flagged.spearman, 1.0)
+
+
+def test_check_model_reports_occlusion_saliency_and_ood(trained):
+    clips, labels = make_clips(16, seed=4)
+
+    def uncertainty(out: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(out).view(-1)
+        return 1 - torch.maximum(p, 1 - p)
+
+    adapter = ModelAdapter(trained, prepare, score, uncertainty)
+    options = EvaluationOptions(saliency_clips=2)
+    result = check_model(adapter, clips, options, auroc(labels), "auroc")
+    m = result.metrics
+    assert m["occlusion_auroc__none"] == pytest.approx(1.0)
+    assert m["occlusion_delta__region=r1c1"] > m["occlusion_delta__region=r2c2"]
+    assert m["saliency_unreliable"] is False
+    assert 0.0 <= m["auroc_ood"] <= 1.0 and "auroc_ood__kind=noise" in m
+    assert [s.title for s in result.sections][:2] == ["Occlusion", "Saliency sanity check (integrated gradients)"]
+    assert all(s.figures for s in result.sections[:2])
