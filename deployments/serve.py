@@ -1,0 +1,151 @@
+"""Every medflow deployment as Python objects, the server-side set-up they need, and ``serve`` for them all.
+
+- ``ingest-<source>``: flow ``ingest-source`` on the source's cron schedule, tagged ``source:<name>``.
+- ``train``: flow ``train-on-new-data``, triggered by ``medflow.dataset.updated`` (new manifest rows from the
+  event payload, compared with the ``threshold`` parameter) and runnable by hand.
+- ``evaluate``: flow ``evaluate``, triggered by ``medflow.model.trained`` with the run directory from the payload.
+- The global concurrency limit ``gpu`` (slots = GPUs) and the work pools ``medflow-cpu`` / ``medflow-gpu`` are
+  created when missing (``ensure_infrastructure``); ``deployments/prefect.yaml`` targets those pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATASET_UPDATED = "medflow.dataset.updated"
+MODEL_TRAINED = "medflow.model.trained"
+GPU_LIMIT = "gpu"
+CPU_POOL = "medflow-cpu"
+GPU_POOL = "medflow-gpu"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What the deployments are parameterised with (paths and numbers only: no keys, no PHI)."""
+
+    dataset: Path
+    sources_file: Path | None = None
+    key_file: Path | None = None
+    workers: int = 2
+    dask_address: str | None = None
+    threshold: int = 1
+    train_options: dict[str, Any] = field(default_factory=dict)
+    evaluate_options: dict[str, Any] = field(default_factory=dict)  # n_resamples, seed, model_checks
+
+
+def gpu_count() -> int:
+    """Visible CUDA devices (0 without torch or CUDA)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # torch missing or broken CUDA set-up: no GPUs
+        return 0
+
+
+def build_deployments(options: ServeOptions, sources: list | None = None) -> list:
+    """The RunnerDeployments for ``prefect.serve`` (sources default to the sources file's entries)."""
+    from prefect.events import DeploymentEventTrigger
+
+    from deployments.pipelines import ingest_source, train_on_new_data
+    from flows.evaluate import evaluate
+    from tasks.sources import load_sources
+
+    if sources is None:
+        sources = load_sources(options.sources_file) if options.sources_file else []
+    dataset = str(options.dataset)
+    deployments = [
+        ingest_source.to_deployment(
+            name=f"ingest-{source.name}",
+            cron=source.cron,
+            parameters={
+                "source": source.name,
+                "dataset": dataset,
+                "sources_file": str(options.sources_file) if options.sources_file else None,
+                "key_file": str(options.key_file) if options.key_file else None,
+                "workers": options.workers,
+                "dask_address": options.dask_address,
+            },
+            tags=["medflow", "ingest", f"source:{source.name}", f"protocol:{source.kind.value}"],
+            description=f"Nightly ingest of source {source.name} ({source.kind.value}) into the dataset.",
+            concurrency_limit=1,
+        )
+        for source in sources
+    ]
+    deployments.append(
+        train_on_new_data.to_deployment(
+            name="train",
+            parameters={"dataset": dataset, "threshold": options.threshold, "train_options": options.train_options},
+            triggers=[
+                DeploymentEventTrigger(
+                    name="train-when-dataset-updated",
+                    expect={DATASET_UPDATED},
+                    parameters={"dataset": "{{ event.payload.dataset }}", "new_rows": "{{ event.payload.new_rows }}"},
+                )
+            ],
+            tags=["medflow", "train", "gpu"],
+            description="Retrain when an ingest added at least `threshold` manifest rows; run by hand any time.",
+            concurrency_limit=1,
+        )
+    )
+    deployments.append(
+        evaluate.to_deployment(
+            name="evaluate",
+            parameters=dict(options.evaluate_options),
+            triggers=[
+                DeploymentEventTrigger(
+                    name="evaluate-when-model-trained",
+                    expect={MODEL_TRAINED},
+                    parameters={"run_dir": "{{ event.payload.run_dir }}"},
+                )
+            ],
+            tags=["medflow", "evaluate"],
+            description="Evaluate every trained model: metrics, subgroups, report.",
+        )
+    )
+    return deployments
+
+
+async def _ensure(gpus: int) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    created: list[str] = []
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+        except ObjectNotFound:
+            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=gpus))
+            created.append(f"concurrency limit {GPU_LIMIT}={gpus}")
+        for pool, limit in ((CPU_POOL, None), (GPU_POOL, gpus)):
+            try:
+                await client.read_work_pool(pool)
+            except ObjectNotFound:
+                await client.create_work_pool(
+                    WorkPoolCreate(
+                        name=pool,
+                        type="process",
+                        base_job_template=ProcessWorker.get_default_base_job_template(),
+                        concurrency_limit=limit,
+                    )
+                )
+                created.append(f"work pool {pool}")
+    return created
+
+
+def ensure_infrastructure(gpus: int | None = None) -> list[str]:
+    """Create the ``gpu`` global concurrency limit and both work pools if missing; return what was created."""
+    return asyncio.run(_ensure(max(1, gpu_count() if gpus is None else gpus)))
+
+
+def serve_all(options: ServeOptions, gpus: int | None = None) -> None:
+    """Set up the server side, then serve every deployment from this process until interrupted."""
+    from prefect import serve
+
+    ensure_infrastructure(gpus)
+    serve(*build_deployments(options))

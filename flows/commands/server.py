@@ -1,0 +1,35 @@
+"""``medflow server``: the Prefect server and dashboard on 127.0.0.1, with its database under the state directory."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import typer
+
+
+def command(
+    port: int = typer.Option(4200, help="Port of the API and dashboard (bound to 127.0.0.1 only)."),
+    state_dir: Path | None = typer.Option(None, help="Where PREFECT_HOME and the SQLite database live."),
+) -> None:
+    """Run the Prefect server with the dashboard until Ctrl-C.
+
+    Set PREFECT_SERVER_DATABASE_CONNECTION_URL to use PostgreSQL instead of SQLite.
+    """
+    from deployments.local import local_server
+    from tasks.config import load_settings
+
+    settings = load_settings(state_dir=state_dir)
+    server = local_server(settings.state_dir, port)
+    typer.echo(f"Prefect home: {server.home}")
+    typer.echo(f"Dashboard:    {server.dashboard_url}")
+    typer.echo(f"Point flows and `medflow serve` at it with: export PREFECT_API_URL={server.api_url}")
+    try:
+        completed = subprocess.run(server.command(), env=server.environment(), check=False)
+    except KeyboardInterrupt:
+        return
+    if completed.returncode not in (0, -2, 130):
+        typer.echo(
+            f"Error: the Prefect server exited with status {completed.returncode} (port {port} in use?)", err=True
+        )
+        raise typer.Exit(completed.returncode)
