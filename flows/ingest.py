@@ -152,15 +152,14 @@ def ingest(
     view_size: int = 112,
     max_failure_share: float = 0.25,
     run_id: str | None = None,
-    audit: bool = False,
+    audit: bool = True,
     audit_ocr: bool = False,
 ) -> dict:
     """Turn the DICOM under ``source`` into the de-identified, checked dataset at ``dataset``.
 
-    With ``audit`` (on by default in ``medflow ingest``; off by default for callers of the flow such as the
-    ``ingest-source`` deployment until the audit's false positives on common-word names are fixed) the PHI
-    audit searches the whole dataset for the originals' identifying values at the end (OCR of stored frames
-    only with ``audit_ocr``); any finding fails the run. One run at a time per dataset (``DATASET/.lock``).
+    With ``audit`` (on by default, here and in ``medflow ingest``) the PHI audit searches the whole dataset for
+    the originals' identifying values at the end (OCR of stored frames only with ``audit_ocr``); any finding
+    fails the run. One run at a time per dataset (``DATASET/.lock``).
     """
     logger = get_run_logger()
     run_id = run_id or new_run_id()
@@ -172,7 +171,7 @@ def ingest(
         finally:  # batch files list source paths: never leave them behind, even when a task failed
             shutil.rmtree(Path(dataset) / WORK_DIR / run_id, ignore_errors=True)
         if audit:
-            _audit(source, dataset, summary, ocr=audit_ocr)
+            _audit(source, dataset, summary, ocr=audit_ocr, key_file=key_file)
     logger.info("run %s: %s", run_id, summary.line())
     create_markdown_artifact(summary_markdown(summary), key=_artifact_key(run_id) + "-summary")
     if summary.audit_findings:
@@ -239,7 +238,7 @@ def _run_batches(
     return finalize_task(dataset, summary, options)
 
 
-def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool) -> None:
+def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool, key_file: str | None) -> None:
     """PHI audit of the dataset against the originals under ``source``; counts into ``summary``.
 
     The audit reads every original with pydicom, which blocks forever on a FIFO; such entries (ingest
@@ -254,7 +253,7 @@ def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool) -> N
             step="audit",
         )
     report = Path(dataset) / RUNS_DIR / f"{summary.run_id}-phi-audit.json"
-    result = audit_task(dataset, source, report_path=str(report), ocr=ocr)
+    result = audit_task(dataset, source, report_path=str(report), ocr=ocr, key_file=key_file)
     summary.audit_findings = int(result["findings"])
     summary.audit_files_scanned = int(result["files_scanned"])
     summary.audit_report = str(Path(RUNS_DIR) / report.name)

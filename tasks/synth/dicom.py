@@ -16,7 +16,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from tasks.synth.people import Patient
+from tasks.synth.people import OPERATORS, Patient
 
 # A root reserved for this generator's objects; UIDs derive from it plus a seeded entropy source.
 UID_PREFIX = "1.2.826.0.1.3680043.10.1137."  # pydicom-style root + a synthetic suffix
@@ -49,7 +49,7 @@ def _study_module(ds: Dataset, p: Patient, study_uid: str, description: str) -> 
     ds.StudyID = p.accession[-4:]
     ds.ReferringPhysicianName = p.physician
     ds.PerformingPhysicianName = p.physician
-    ds.OperatorsName = "Tech^Synthetic"
+    ds.OperatorsName = OPERATORS[int(p.mrn) % len(OPERATORS)]  # deterministic, no RNG draw
     ds.InstitutionName = p.institution
     ds.InstitutionAddress = "1 Hospital Road, Phantom City"
     ds.StationName = "SYNTH-US01"

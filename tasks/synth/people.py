@@ -79,6 +79,9 @@ GIVEN_M = [
 ]
 INSTITUTIONS = ["St. Synthetic General Hospital", "Synthetic University Medical Center", "Phantom Valley Clinic"]
 PHYSICIANS = ["Okafor^Grace", "Novak^Peter", "Tanaka^Hiro", "Schmidt^Anna", "Rossi^Marco"]
+#: Operators (technologists): person names like the other synthetic PHI, never words of retained attributes
+#: (Manufacturer ``medflow-synthetic`` etc.), so the PHI audit's name-part search cannot hit retained values.
+OPERATORS = ["Lindqvist^Tove", "Okonkwo^Emeka", "Halvorsen^Ingrid", "Brennan^Declan"]
 GROUPS = ["site-a", "site-b"]
 
 # Outcome model: exponential event times, log-hazard linear in EF and age (a known ground truth).
