@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from flows.commands import audit, deid, deid_table, demo, evaluate, ingest, keygen, serve, server, synth, train
+
 app = typer.Typer(
     name="medflow",
     help="De-identified, quality-checked, ML-ready datasets from clinical DICOM, and models trained on them.",
@@ -16,3 +18,14 @@ app = typer.Typer(
 )
 
 # Registered commands (one line each; keep alphabetical).
+app.command("audit")(audit.command)
+app.command("deid")(deid.command)
+app.command("deid-table")(deid_table.command)
+app.command("demo")(demo.command)
+app.command("evaluate")(evaluate.command)
+app.command("ingest")(ingest.command)
+app.command("keygen")(keygen.command)
+app.command("serve")(serve.command)
+app.command("server")(server.command)
+app.command("synth")(synth.command)
+app.command("train")(train.command)

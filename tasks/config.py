@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         default=4 * 1024**3, description="Largest decoded pixel array accepted; larger inputs are quarantined."
     )
     file_timeout_s: float = Field(default=600.0, description="Per-file processing time limit.")
+    sources_file: Path | None = Field(default=None, description="YAML list of PACS/folder sources (tasks.sources).")
 
 
 def load_settings(**overrides: object) -> Settings:
