@@ -66,7 +66,7 @@ def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[P
 
 
 @flow(name="demo", persist_result=False)
-def demo(out: str, key_file: str, patients: int = 12, seed: int = 7, workers: int = 2) -> dict[str, Any]:
+def demo(out: str, key_file: str, patients: int = 40, seed: int = 7, workers: int = 2) -> dict[str, Any]:
     """Ingest bundled real + synthetic DICOM, train a small survival model, evaluate it; return where to look."""
     logger = get_run_logger()
     root = Path(out)
