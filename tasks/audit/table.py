@@ -10,24 +10,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.deid.generate_profile import OPTION_COLUMNS
 from tasks.errors import ConfigError
 
 PACKAGE_TABLE = Path(__file__).resolve().parents[1] / "deid" / "annex_e.json"
 SHARED_TABLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ps3.15-annex-e-table.json"
 
-#: Option columns of the standard's raw table -> the option names medflow uses.
-RAW_OPTION_COLUMNS: dict[str, str] = {
-    "rtnLongFullDatesOpt": "retain-longitudinal-full-dates",
-    "rtnLongModifDatesOpt": "retain-longitudinal-modified-dates",
-    "cleanDescOpt": "clean-descriptors",
-    "rtnUIDsOpt": "retain-uids",
-    "rtnDevIdOpt": "retain-device-identity",
-    "rtnPatCharsOpt": "retain-patient-characteristics",
-    "rtnInstIdOpt": "retain-institution-identity",
-    "cleanGraphOpt": "clean-graphics",
-    "cleanStructContOpt": "clean-structured-content",
-    "rtnSafePrivOpt": "retain-safe-private",
-}
+#: Option columns of the standard's raw table -> the option names medflow uses (one mapping, DEID's).
+RAW_OPTION_COLUMNS = OPTION_COLUMNS
 
 
 @dataclass(frozen=True)
