@@ -56,8 +56,11 @@ def command(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Run directory to continue from its last.ckpt.")
     ] = None,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Run `medflow evaluate` on the new run at the end.")
+    ] = True,
 ) -> None:
-    """Train, checkpoint (best + last), predict the test split and write DATASET/runs/<run-id>/."""
+    """Train, checkpoint (best + last), predict the test split, write DATASET/runs/<run-id>/, then evaluate it."""
     import logging
 
     from rich.console import Console
@@ -84,3 +87,9 @@ def command(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(f"run {result.run_id}: {result.metrics.get('training', {})} -> {result.run_dir}")
+    if evaluate:
+        from tasks.evaluate.run import evaluate_run, headline
+
+        summary = headline(evaluate_run(result.run_dir))
+        shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if isinstance(v, float))
+        console.print(f"evaluated: {shown} -> {result.run_dir / 'report.html'}")

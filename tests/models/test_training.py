@@ -91,6 +91,9 @@ def test_evidential_classification_via_cli(tiny_dataset: tuple[Path, Path]) -> N
     assert (probs.sum(axis=1) - 1).abs().max() < 1e-5
     assert predictions["uncertainty"].between(0, 1).all()
     assert "kl_weight" in pd.read_csv(run_dir / "logs" / "metrics.csv").columns
+    metrics = json.loads((run_dir / "metrics.json").read_text())  # `medflow train` evaluates the run at the end
+    assert "accuracy" in metrics and "ece" in metrics
+    assert (run_dir / "report.html").stat().st_size > 0
 
 
 def test_cli_explains_a_missing_manifest(tmp_path: Path) -> None:
