@@ -1,7 +1,7 @@
 """Prefect flow ``demo``: the whole product on bundled data, end to end, visible in the dashboard.
 
 Real pydicom-data files and a small synthetic echo cohort (clearly synthetic, with burned-in and header
-PHI) are ingested into one dataset, a small survival model is trained on the CPU and evaluated. Each step
+PHI) are ingested into one dataset, a small survival model (3D CNN) is trained on the CPU and evaluated. Each step
 is the same flow a hospital deployment runs, called here as a subflow so the dashboard shows one tree.
 """
 
@@ -23,11 +23,11 @@ DEMO_TRAINING: dict[str, Any] = {
     "start_col": "study_date",
     "end_col": "followup_date",
     "event_col": "event",
-    "backbone": "r3d_18",
-    "epochs": 2,
-    "frames": 8,
-    "size": 48,
-    "batch_size": 4,
+    "backbone": "cnn3d",
+    "epochs": 15,
+    "frames": 16,
+    "size": 32,
+    "batch_size": 8,
     "num_workers": 0,
     "test_clips": 2,
     "accelerator": "cpu",
@@ -66,7 +66,7 @@ def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[P
 
 
 @flow(name="demo", persist_result=False)
-def demo(out: str, key_file: str, patients: int = 40, seed: int = 7, workers: int = 2) -> dict[str, Any]:
+def demo(out: str, key_file: str, patients: int = 80, seed: int = 7, workers: int = 2) -> dict[str, Any]:
     """Ingest bundled real + synthetic DICOM, train a small survival model, evaluate it; return where to look."""
     logger = get_run_logger()
     root = Path(out)

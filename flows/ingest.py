@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.futures import as_completed
@@ -174,6 +179,15 @@ def ingest(
             _audit(source, dataset, summary, ocr=audit_ocr, key_file=key_file)
     logger.info("run %s: %s", run_id, summary.line())
     create_markdown_artifact(summary_markdown(summary), key=_artifact_key(run_id) + "-summary")
+    create_table_artifact(
+        table=[
+            {"expectation": name, "failing_rows": count, "rows": summary.manifest_rows}
+            for name, count in sorted(summary.qc_by_expectation.items())
+        ]
+        or [{"expectation": "all", "failing_rows": 0, "rows": summary.manifest_rows}],
+        key=_artifact_key(run_id) + "-qc",
+        description="Great Expectations: failing manifest rows per expectation",
+    )
     if summary.audit_findings:
         raise MedflowError(
             f"PHI audit: {summary.audit_findings} identifying values found in the dataset "

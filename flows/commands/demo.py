@@ -122,7 +122,7 @@ def print_summary(summary, out: Path) -> None:
 
 def command(
     out: Annotated[Path, typer.Option("--out", help="Demo output folder.")] = Path("demo-output"),
-    patients: Annotated[int, typer.Option("--patients", help="Synthetic echo patients to add.")] = 40,
+    patients: Annotated[int, typer.Option("--patients", help="Synthetic echo patients to add.")] = 80,
     port: Annotated[int, typer.Option("--port", help="Port of the local Prefect server.")] = 4200,
     deid_only: Annotated[bool, typer.Option("--deid-only", help="Only de-identify the real sample files.")] = False,
     clean_pixels: Annotated[str, typer.Option("--clean-pixels", help="auto, on or off (with --deid-only).")] = "auto",

@@ -96,6 +96,7 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path):
         assert phi not in published and phi not in prefect_text
     assert "incoming" not in prefect_text and "MR_small" not in prefect_text
     assert "Ingest run-1" in prefect_text  # the summary artifact reached the server
+    assert "failing_rows" in prefect_text  # so did the QC table artifact
     batch_tags = asyncio.run(_batch_task_tags())
     assert {"modality:CT", "modality:MR", "modality:US"} <= batch_tags
     assert all(t.startswith("modality:") for t in batch_tags)
