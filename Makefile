@@ -23,9 +23,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP)
+bench: $(STAMP)  ## installs the peers; each benchmark is run on its own (minutes to an hour each)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
-	$(PY) bench/run_all.py
+	@echo "Benchmarks (see bench/README.md); run each with $(PY) bench/<name>.py --help"
+	@ls bench/*.py
 
 dashboard: $(STAMP)
 	$(VENV)/bin/medflow server
