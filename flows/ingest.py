@@ -27,7 +27,6 @@ from prefect.events import emit_event
 from prefect.futures import as_completed
 
 from tasks.audit.task import audit_task
-from tasks.discovery import blocks_on_open, discover
 from tasks.errors import MedflowError, QuarantineReason
 from tasks.ingest.finalize import RUNS_DIR, WORK_DIR, IngestSummary, add_counts, finalize_run, write_run_summary
 from tasks.ingest.folder import new_run_id, prepare_run
@@ -255,17 +254,8 @@ def _run_batches(
 def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool, key_file: str | None) -> None:
     """PHI audit of the dataset against the originals under ``source``; counts into ``summary``.
 
-    The audit reads every original with pydicom, which blocks forever on a FIFO; such entries (ingest
-    itself quarantines them) make the run fail with a remedy instead of hanging.
+    FIFOs, sockets and devices under ``source`` are never opened by the audit (ingest quarantines them).
     """
-    blocking = sum(blocks_on_open(p) for p in discover(Path(source)))
-    if blocking:
-        raise MedflowError(
-            f"PHI audit cannot read SOURCE safely: {blocking} entries are FIFOs, sockets or devices "
-            "(reading one blocks); remove them from SOURCE or run with --no-audit",
-            reason=QuarantineReason.UNREADABLE,
-            step="audit",
-        )
     report = Path(dataset) / RUNS_DIR / f"{summary.run_id}-phi-audit.json"
     result = audit_task(dataset, source, report_path=str(report), ocr=ocr, key_file=key_file)
     summary.audit_findings = int(result["findings"])

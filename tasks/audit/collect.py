@@ -7,11 +7,11 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 
 from tasks.audit.table import AnnexTable, load_table
 from tasks.audit.values import date_variants, is_identifying, normalise, variants
+from tasks.deid.actions import shift_da
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,12 @@ def collect_patterns(
 
 
 def shifted_date_variants(pattern: str, offset_days: int) -> set[str]:
-    """The written forms of ``pattern`` (a YYYYMMDD date) moved by ``offset_days``; empty for anything else."""
+    """The written forms of ``pattern`` (a YYYYMMDD date) as the de-identifier shifts it; empty otherwise.
+
+    Uses :func:`tasks.deid.actions.shift_da`, the very function the profile applies, so the audit discounts
+    exactly the dates that de-identification writes.
+    """
     if len(pattern) != 8 or not pattern.isdigit() or not date_variants(pattern):
         return set()
-    moved = date(int(pattern[:4]), int(pattern[4:6]), int(pattern[6:])) + timedelta(days=offset_days)
-    return date_variants(moved.strftime("%Y%m%d"))
+    shifted = shift_da(pattern, offset_days)
+    return date_variants(shifted) if shifted else set()
