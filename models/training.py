@@ -124,6 +124,11 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         split = split_patients(table["patient_id"], cfg.seed)
     table = assign_split(table, split)
     train_rows = table[table["split"] == "train"]
+    if len(train_rows) < 2:
+        raise ValueError(
+            f"the training split has {len(train_rows)} instance(s); batch normalisation needs at least 2: "
+            "label more patients or instances"
+        )
     if previous is not None:
         objective = objective_from_state(previous["objective"])
         scaler = TabularScaler.from_state(previous["tabular"])

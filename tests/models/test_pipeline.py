@@ -19,7 +19,7 @@ def test_synth_ingest_train_one_epoch(tmp_path: Path) -> None:
     from tasks.deid.table import deidentify_table
     from tasks.ingest.folder import ingest_folder
 
-    make_cohort(tmp_path / "cohort", patients=3, seed=4, volume_every=0)
+    make_cohort(tmp_path / "cohort", patients=5, seed=4, volume_every=0)
     write_new_key(tmp_path / "key")
     key = load_key(tmp_path / "key")
     deidentify_table(tmp_path / "cohort" / "outcomes.csv", tmp_path / "labels.csv", Pseudonymizer(key), id_col="mrn",

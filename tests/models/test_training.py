@@ -115,3 +115,14 @@ def test_volume_run_with_a_discrete_time_head(tmp_path: Path) -> None:
     run = load_run(result.run_dir)
     ids, volumes = run.test_clips(limit=2)
     assert volumes.shape[1:] == (16, 64, 64) and len(ids) == len(predictions)
+
+
+def test_a_single_training_instance_is_refused_with_a_reason(tmp_path: Path) -> None:
+    from tasks.synth.views import write_view_dataset
+
+    labels = write_view_dataset(tmp_path, patients=1, seed=0, frames=4, size=16)
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    assert len(pd.read_parquet(tmp_path / "manifest.parquet")) == 1
+    with pytest.raises(ValueError, match="at least 2"):
+        train_model(TrainConfig(str(tmp_path), str(tmp_path / "labels.csv"), "regression", target_col="ef",
+                                backbone="cnn3d", frames=4, size=16, epochs=1, num_workers=0))  # fmt: skip
