@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default=Path(".medflow"), description="Prefect home, server database, logs.")
     workers: int = Field(default=2, ge=1, description="Parallel worker processes.")
     clean_pixels: CleanPixelsMode = CleanPixelsMode.AUTO
-    ocr_engine: str = Field(default="easyocr", description="Text detector for burned-in PHI.")
+    ocr_engine: str = Field(default="easyocr", description="Text detector for burned-in PHI: easyocr or rapidocr.")
+    ocr_every_frame: bool = Field(
+        default=False, description="Paranoid mode: detect text on every frame of a cine, not on composites."
+    )
     max_pixel_bytes: int = Field(
         default=4 * 1024**3, description="Largest decoded pixel array accepted; larger inputs are quarantined."
     )

@@ -18,6 +18,12 @@ def command(
     clean_pixels: Annotated[
         str | None, typer.Option("--clean-pixels", help="Burned-in text removal: auto, on or off.")
     ] = None,
+    ocr_every_frame: Annotated[
+        bool, typer.Option("--ocr-every-frame", help="Paranoid mode: detect burned-in text on every frame of a cine.")
+    ] = False,
+    ocr_engine: Annotated[
+        str | None, typer.Option("--ocr-engine", help="Text detector: easyocr (default) or rapidocr.")
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option(
@@ -40,15 +46,26 @@ def command(
     from tasks.deid.keys import load_key
     from tasks.deid.options import parse_options
     from tasks.errors import MedflowError
+    from tasks.pixels.options import PixelOptions
 
     console = Console(stderr=True)
     try:
-        settings = load_settings(workers=workers, clean_pixels=clean_pixels, key_file=key_file)
+        settings = load_settings(
+            workers=workers,
+            clean_pixels=clean_pixels,
+            key_file=key_file,
+            ocr_every_frame=ocr_every_frame or None,  # unset: MEDFLOW_OCR_EVERY_FRAME decides
+            ocr_engine=ocr_engine,
+        )
         env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
         key = load_key(settings.key_file, env_key)
         options = parse_options(option or [], defaults=not no_default_options)
         ctx = DeidContext.create(
-            key, options=options, clean_pixels=settings.clean_pixels, max_pixel_bytes=settings.max_pixel_bytes
+            key,
+            options=options,
+            clean_pixels=settings.clean_pixels,
+            pixel_options=PixelOptions.from_settings(settings),
+            max_pixel_bytes=settings.max_pixel_bytes,
         )
         summary = deidentify_folder(source, output, ctx, workers=settings.workers, progress=True)
     except MedflowError as error:

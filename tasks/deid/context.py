@@ -39,7 +39,8 @@ class DeidContext:
         pixel_options: Any = None,
         max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
     ) -> DeidContext:
-        """Compile the rules for ``options``; ``pixel_options`` defaults to ``tasks.pixels.PixelOptions()``."""
+        """Compile the rules for ``options``; ``pixel_options`` defaults to ``tasks.pixels.PixelOptions`` with the
+        engine and every-frame mode of the settings (MEDFLOW_OCR_ENGINE, MEDFLOW_OCR_EVERY_FRAME)."""
         options = normalise_options(options)
         mode = CleanPixelsMode(clean_pixels)
         if pixel_options is None and mode is not CleanPixelsMode.OFF:
@@ -50,7 +51,9 @@ class DeidContext:
                     "burned-in text cleaning (tasks.pixels) is not installed; install medflow fully "
                     "or pass --clean-pixels off for modalities without burned-in text"
                 ) from None
-            pixel_options = PixelOptions()
+            from tasks.config import load_settings
+
+            pixel_options = PixelOptions.from_settings(load_settings())
         profile = load_profile()
         rules = compile_rules(options, profile)
         return cls(

@@ -50,6 +50,52 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def native_bf16_cpu() -> bool:
+    """Does this CPU compute bfloat16 natively (AMX or AVX-512 BF16)? Then oneDNN runs convolutions in bf16
+    several times faster than in fp32 (CRAFT on one core: 0.5 s instead of 2.0 s per 384×512 image)."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``"auto"`` → ``"bf16"`` on a GPU or a CPU with native bf16, else ``"fp32"``."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"unknown detector precision {precision!r}; choose auto, fp32 or bf16")
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cuda" or native_bf16_cpu() else "fp32"
+
+
+def _bf16_module(net: object, device: str) -> object:
+    """``net`` for bf16 inference: batch norm folded into the convolutions, channels-last memory (what oneDNN's
+    bf16 kernels want: 4× faster than bf16 in the default layout on one core), run under bf16 autocast with
+    fp32 outputs (easyocr post-processes them in numpy)."""
+    import torch
+    from torch.fx.experimental.optimization import fuse
+
+    inner = getattr(net, "module", net).eval()  # easyocr wraps CRAFT in DataParallel on CUDA
+    try:
+        inner = fuse(inner)
+    except Exception:  # a model fx cannot trace still runs, unfused
+        log.debug("detector batch-norm fusion skipped: the model is not traceable")
+    inner = inner.to(memory_format=torch.channels_last)
+
+    class Bf16(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.bfloat16):
+                out = self.inner(x.contiguous(memory_format=torch.channels_last))
+            return tuple(o.float() for o in out)
+
+    return Bf16(inner).eval()
+
+
 def _clip_box(x0: float, y0: float, x1: float, y1: float, shape: tuple[int, ...]) -> Box | None:
     h, w = shape[:2]
     box = (max(0, int(np.floor(x0))), max(0, int(np.floor(y0))), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1))))
@@ -61,6 +107,8 @@ class EasyOcrDetector:
 
     Thresholds are lower than easyocr's reading defaults: for de-identification a missed character costs more
     than a few masked pixels. ``canvas_size`` is the longest side CRAFT sees (smaller is faster, coarser).
+    ``precision`` ``"bf16"`` runs CRAFT under bfloat16 autocast (``"auto"``: on a GPU or a CPU with native
+    bf16); the benchmark shows the same boxes on the labelled set.
     """
 
     name = OcrEngine.EASYOCR.value
@@ -74,6 +122,7 @@ class EasyOcrDetector:
         low_text: float = 0.3,
         link_threshold: float = 0.3,
         min_size: int = 4,
+        precision: str = "auto",
     ) -> None:
         import easyocr
         import easyocr_en_models
@@ -90,6 +139,9 @@ class EasyOcrDetector:
             recognizer=False,
             verbose=False,
         )
+        self.precision = resolve_precision(precision, self.device)
+        if self.precision == "bf16":
+            self.reader.detector = _bf16_module(self.reader.detector, self.device)
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return self.detect_batch([image])[0]
@@ -127,8 +179,9 @@ class RapidOcrDetector:
         from rapidocr_onnxruntime import RapidOCR
 
         threads = _torch_threads()
+        self.device = resolve_device(device)
         self.engine = RapidOCR(
-            det_use_cuda=resolve_device(device) == "cuda",
+            det_use_cuda=self.device == "cuda",
             det_box_thresh=box_thresh,
             det_unclip_ratio=unclip_ratio,
             intra_op_num_threads=threads,
@@ -167,7 +220,9 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def get_detector(engine: str = "easyocr", device: str = "auto", canvas_size: int = 640) -> TextDetector:
+def get_detector(
+    engine: str = "easyocr", device: str = "auto", canvas_size: int = 640, precision: str = "auto"
+) -> TextDetector:
     """The process-wide detector for ``engine`` (created on first use, then reused)."""
     try:
         kind = OcrEngine(engine)
@@ -175,5 +230,5 @@ def get_detector(engine: str = "easyocr", device: str = "auto", canvas_size: int
         raise ConfigError(f"unknown ocr engine {engine!r}; choose one of {[e.value for e in OcrEngine]}") from None
     log.info("loading text detector %s on %s", kind.value, resolve_device(device))
     if kind is OcrEngine.EASYOCR:
-        return EasyOcrDetector(device=device, canvas_size=canvas_size)
+        return EasyOcrDetector(device=device, canvas_size=canvas_size, precision=precision)
     return RapidOcrDetector(device=device)

@@ -22,9 +22,14 @@ class PixelOptions:
     """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``."""
     canvas_size: int = 640
     """Longest side the detector resizes an image to (easyocr ``canvas_size``)."""
+    precision: str = "auto"
+    """Detector arithmetic: ``"bf16"``, ``"fp32"`` or ``"auto"`` (bf16 on a GPU or a CPU with native bf16)."""
     sample_frames: int = 0
     """Frames detected on besides the two composites (evenly spaced) for a cine. 0 by default: the median and
     maximum composites held every labelled box in the benchmark, and each extra image costs a detector pass."""
+    refine_boxes: bool = True
+    """Shrink each detected box to the ink it holds on the sides where the ink provably ends (see
+    ``tasks.pixels.refine``); off masks the detector's box plus the margin."""
     verify_passes: int = 4
     """Detect-and-mask passes on the cleaned median composite (the frame for a still); text still found by the
     last pass quarantines the file as TEXT_PERSISTS."""
@@ -34,6 +39,11 @@ class PixelOptions:
     """Largest decoded pixel array accepted (checked from the header before decoding)."""
     fill_value: int | None = None
     """Value written into masked pixels; ``None`` means the darkest value of the photometric interpretation."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PixelOptions:
+        """Options from the process settings (``tasks.config.Settings``: engine and every-frame mode)."""
+        return cls(ocr_engine=settings.ocr_engine, ocr_every_frame=settings.ocr_every_frame)
 
 
 @dataclass
