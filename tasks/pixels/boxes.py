@@ -37,3 +37,55 @@ def bounding_box(mask: np.ndarray) -> Box:
     if ys.size == 0:
         return 0, 0, mask.shape[1], mask.shape[0]
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+LINE_OVERLAP = 0.6
+"""Two boxes are on one line when they overlap vertically by this share of the taller one (so a merged line
+never grows into the lines above and below it)."""
+WORD_GAP = 1.0
+"""... and the horizontal gap between them is at most this many times the taller one's height."""
+
+
+def merge_lines(boxes: list[Box]) -> list[Box]:
+    """Join boxes of the same text line separated by at most a word gap into one box (the gap between words is
+    part of the line's footprint; masking words alone leaves stripes that still show the line's layout).
+
+    Vectorised: the same-line relation is computed for all pairs at once, connected groups become their bounding
+    box, and this repeats until nothing changes (thousands of boxes in every-frame mode merge in milliseconds).
+    """
+    arr = np.unique(np.asarray(boxes, dtype=np.int64).reshape(-1, 4), axis=0)
+    while len(arr) > 1:
+        x0, y0, x1, y1 = (arr[:, i] for i in range(4))
+        h = y1 - y0
+        overlap = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+        tallest = np.maximum(h[:, None], h[None])
+        gap = np.maximum(x0[:, None], x0[None]) - np.minimum(x1[:, None], x1[None])
+        same = (overlap >= LINE_OVERLAP * tallest) & (gap <= WORD_GAP * tallest)
+        count, group = connected_components(same)
+        if count == len(arr):
+            break
+        arr = np.stack(
+            [
+                np.minimum.reduceat(*_by_group(x0, group)),
+                np.minimum.reduceat(*_by_group(y0, group)),
+                np.maximum.reduceat(*_by_group(x1, group)),
+                np.maximum.reduceat(*_by_group(y1, group)),
+            ],
+            axis=1,
+        )
+    return [tuple(int(v) for v in row) for row in arr]
+
+
+def connected_components(adjacent: np.ndarray) -> tuple[int, np.ndarray]:
+    """Groups of a symmetric boolean adjacency matrix: (number of groups, group index per node)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components as components
+
+    count, group = components(csr_matrix(adjacent), directed=False)
+    return int(count), group
+
+
+def _by_group(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    return values[order], starts

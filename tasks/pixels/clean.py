@@ -21,16 +21,18 @@ from pydicom import Dataset
 from tasks.errors import PixelError, QuarantineReason
 from tasks.pixels import boxes as bx
 from tasks.pixels.codec import DecodedPixels, decode, mark_lossy_history, write_back
-from tasks.pixels.composite import max_image, median_image, sample_indices
+from tasks.pixels.composite import MEDIAN_FRAMES, max_image, median_image, sample_indices
 from tasks.pixels.detector import Box, TextDetector, get_detector
 from tasks.pixels.imaging import fill_value, gray8, rgb8, to_rgb
 from tasks.pixels.options import PixelCleaningResult, PixelOptions
+from tasks.pixels.refine import refine
 from tasks.pixels.region import ScanRegion, scan_region
 
 log = logging.getLogger(__name__)
 
-BATCH = 4
-"""Images per detector call (one CRAFT forward pass); bounds memory in every-frame mode."""
+BATCH = {"cpu": 1, "cuda": 4}
+"""Images per detector call (one forward pass). One on a CPU: the memory-bound layers (ReLU, pooling) slow down
+per image in larger batches there; a few on a GPU, bounded for memory in every-frame mode."""
 
 THICK_LIMIT = 0.12
 """In verification, a box thicker than this share of the longest side in both directions is not a remnant
@@ -40,6 +42,8 @@ BLOB_LIMIT = 0.25
 text (a block of five 15-pixel lines is ~75 pixels thick on a 640-pixel frame); it is dropped, not masked."""
 RELATIVE_MARGIN = 0.2
 """Each box also grows by this share of its text height: box accuracy scales with the text size."""
+VERIFY_CONTEXT = 16
+"""Pixels around the scan region's bounding box that verification looks at (outside it, all is blank)."""
 COVERED = 0.9
 """A box re-detected during verification counts as new text unless this share of it is already masked."""
 
@@ -54,7 +58,7 @@ def clean_pixels(ds: Dataset, options: PixelOptions) -> PixelCleaningResult:
     pixels = decode(ds, max_bytes=options.max_pixel_bytes)
     source_pi = str(ds.get("PhotometricInterpretation", ""))
     source_ts = str(pixels.transfer_syntax)
-    detector = get_detector(options.ocr_engine, options.device, options.canvas_size)
+    detector = get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
     outcome = clean_frames(pixels, ds, detector, options).report
     timings = {"clean_s": round(time.perf_counter() - started, 3)}
 
@@ -74,6 +78,7 @@ def clean_pixels(ds: Dataset, options: PixelOptions) -> PixelCleaningResult:
         lossy_input=pixels.lossy_input,
         frames=int(pixels.frames.shape[0]),
         detector=detector.name,
+        detector_precision=getattr(detector, "precision", "fp32"),
         **timings,
     )
     log.info(
@@ -107,35 +112,36 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
     margin = options.margin_px * max(1, -(-max(h, w) // options.canvas_size))
     fill = fill_value(frames, pi, ds) if options.fill_value is None else options.fill_value
 
-    def apply(new_mask: np.ndarray) -> None:
-        where = new_mask[None, :, :, None] if frames.ndim == 4 else new_mask[None]
-        np.copyto(frames, np.asarray(fill, dtype=frames.dtype), where=where)
-        np.copyto(gray, np.uint8(0), where=new_mask[None])
-
-    images = detection_images(frames, gray, pi, ds, options)  # before blanking: see text across the edge
+    static = gray[0] if count == 1 else median_image(gray)
+    images = detection_images(frames, gray, static, pi, ds, options)  # before blanking: see text across the edge
     blobs = BLOB_LIMIT * max(h, w)
-    found = [
-        bx.pad(b, margin, (h, w), RELATIVE_MARGIN)
-        for b in detect_in(detector, images)
+    detected = [
+        (src, bx.pad(b, margin, (h, w), RELATIVE_MARGIN))
+        for (src, _), boxes in zip(images, detect_each(detector, [image for _, image in images]), strict=True)
+        for b in boxes
         if min(b[2] - b[0], b[3] - b[1]) <= blobs
     ]
-    apply(mask)
+    if options.refine_boxes:
+        detected = refined(detected, frames, gray, pi, ds)
+    found = bx.merge_lines([box for _, box in detected])
     text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
-    apply(text_mask & ~mask)
     mask |= text_mask
 
     inside = region.mask if region.mask is not None else np.ones((h, w), dtype=bool)
+    x0, y0, x1, y1 = bx.pad(bx.bounding_box(inside), VERIFY_CONTEXT, (h, w))  # everything outside is blank
     verify_boxes: list[Box] = []
     passes = 0
     while True:
         passes += 1
-        image = fill_masked(gray[0] if count == 1 else median_image(gray), text_mask & inside)
+        cleaned = np.where(mask & ~(text_mask & inside), np.uint8(0), static)  # what is released, ...
+        image = fill_masked(cleaned[y0:y1, x0:x1], (text_mask & inside)[y0:y1, x0:x1])  # ... boxes in-painted
         thickest = THICK_LIMIT * max(h, w)
         new = [
-            bx.pad(b, margin, (h, w), RELATIVE_MARGIN)
+            bx.pad((b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0), margin, (h, w), RELATIVE_MARGIN)
             for b in detect_in(detector, [image])
-            if bx.coverage(b, mask) < COVERED and min(b[2] - b[0], b[3] - b[1]) <= thickest
+            if min(b[2] - b[0], b[3] - b[1]) <= thickest
         ]
+        new = [b for b in new if bx.coverage(b, mask) < COVERED]
         if not new:
             break
         if passes >= options.verify_passes:
@@ -145,9 +151,10 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
             )
         verify_boxes.extend(new)
         extra = bx.paint(np.zeros((h, w), dtype=bool), new)
-        apply(extra & ~mask)
         mask |= extra
         text_mask |= extra
+    where = mask[None, :, :, None] if frames.ndim == 4 else mask[None]  # one pass over the pixels, at the end
+    np.copyto(frames, np.asarray(fill, dtype=frames.dtype), where=where)
 
     report = {
         "region_method": region.method,
@@ -163,25 +170,68 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
 
 
 def detect_in(detector: TextDetector, images: list[np.ndarray]) -> list[Box]:
-    """All boxes found in ``images``, batched to bound memory."""
-    found: list[Box] = []
-    for start in range(0, len(images), BATCH):
-        for boxes in detector.detect_batch(images[start : start + BATCH]):
-            found.extend(boxes)
+    """All boxes found in ``images``."""
+    return [b for boxes in detect_each(detector, images) for b in boxes]
+
+
+def detect_each(detector: TextDetector, images: list[np.ndarray]) -> list[list[Box]]:
+    """The boxes found in each of ``images``, batched to bound memory."""
+    found: list[list[Box]] = []
+    batch = BATCH.get(getattr(detector, "device", "cpu"), 1)
+    for start in range(0, len(images), batch):
+        found.extend(detector.detect_batch(images[start : start + batch]))
     return found
 
 
+MEDIAN, MAXIMUM = -1, -2
+"""Sources of detection images that are not a single frame."""
+
+
 def detection_images(
-    frames: np.ndarray, gray: np.ndarray, pi: str, ds: Dataset, options: PixelOptions
-) -> list[np.ndarray]:
-    """What the detector looks at: every frame (paranoid mode or a single frame), else two temporal composites
-    and ``sample_frames`` evenly spaced frames in colour."""
+    frames: np.ndarray, gray: np.ndarray, median: np.ndarray, pi: str, ds: Dataset, options: PixelOptions
+) -> list[tuple[int, np.ndarray]]:
+    """What the detector looks at, each with its source (a frame index, MEDIAN or MAXIMUM): every frame
+    (paranoid mode or a single frame), else the two temporal composites and ``sample_frames`` evenly spaced
+    frames in colour."""
     count = frames.shape[0]
     if options.ocr_every_frame or count == 1:
-        return [rgb8(frames[i], pi, ds) for i in range(count)]
-    images = [median_image(gray), max_image(gray)]
-    images += [rgb8(frames[i], pi, ds) for i in sample_indices(count, options.sample_frames)]
-    return [np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img for img in images]
+        return [(i, rgb8(frames[i], pi, ds)) for i in range(count)]
+    images = [(MEDIAN, median), (MAXIMUM, max_image(gray))]
+    images += [(int(i), rgb8(frames[i], pi, ds)) for i in sample_indices(count, options.sample_frames)]
+    return [(src, np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img) for src, img in images]
+
+
+def refined(
+    detected: list[tuple[int, Box]], frames: np.ndarray, gray: np.ndarray, pi: str, ds: Dataset
+) -> list[tuple[int, Box]]:
+    """Each box shrunk to its ink in the image it was found in. A box of the maximum composite that boxes of
+    other images already cover is dropped: the text was seen in a cleaner view (speckle is bright everywhere in
+    the maximum, so no ink edge shows there); boxes only the maximum saw (transient text) stay whole."""
+    seen = bx.paint(np.zeros(gray.shape[1:], dtype=bool), [box for src, box in detected if src != MAXIMUM])
+    out = []
+    for src, box in detected:
+        if src == MAXIMUM:
+            if bx.coverage(box, seen) < COVERED:
+                out.append((src, box))
+            continue
+        out.append((src, refine(box, source_view(src, frames, gray, pi, ds, box))))
+    return out
+
+
+def source_view(source: int, frames: np.ndarray, gray: np.ndarray, pi: str, ds: Dataset, box: Box) -> list[np.ndarray]:
+    """The pixels inside ``box`` of the image the detector saw them in: a frame, the per-pixel median of sampled
+    frames (in colour for colour data) or the per-pixel maximum of all frames."""
+    x0, y0, x1, y1 = box
+    if source >= 0:
+        return [rgb8(frames[source, y0:y1, x0:x1], pi, ds)]
+    if source == MAXIMUM:
+        return [gray[:, y0:y1, x0:x1].max(axis=0)]
+    idx = sample_indices(frames.shape[0], MEDIAN_FRAMES)
+    if frames.ndim == 4 or pi == "PALETTE COLOR":
+        median = np.median(np.stack([rgb8(frames[i, y0:y1, x0:x1], pi, ds) for i in idx]), axis=0)
+    else:
+        median = np.median(gray[idx, y0:y1, x0:x1], axis=0)
+    return [median.astype(np.uint8)]
 
 
 def fill_masked(image: np.ndarray, masked: np.ndarray) -> np.ndarray:
