@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--engine", default="easyocr", help="easyocr or rapidocr")
     parser.add_argument("--canvas", type=int, default=None, help="detector canvas (default: PixelOptions)")
+    parser.add_argument("--precision", default="auto", help="detector arithmetic: auto, bf16 or fp32")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core, as in the issue)")
     parser.add_argument("--pin", action="store_true", help="pin this process to the first allowed CPU")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the composite pipeline")
@@ -74,10 +75,10 @@ def main() -> None:
     path = get_testdata_file(FILE)
     labels_all = json.loads((ROOT / "tests/data/pixels/real_labels.json").read_text())["files"][FILE]["labels"]
     labels = [tuple(lab["box"]) for lab in labels_all]
-    extra = {} if args.canvas is None else {"canvas_size": args.canvas}
+    extra = {"precision": args.precision} | ({} if args.canvas is None else {"canvas_size": args.canvas})
     options = PixelOptions(device=args.device, ocr_engine=args.engine, **extra)
     tic = time.perf_counter()
-    get_detector(options.ocr_engine, options.device, options.canvas_size)
+    get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
     load_s = time.perf_counter() - tic
 
     clean_once(options, path)  # warm-up (first CRAFT call allocates)
@@ -89,6 +90,7 @@ def main() -> None:
         "frames": report["frames"],
         "engine": args.engine,
         "canvas_size": options.canvas_size,
+        "precision": report.get("detector_precision", "fp32"),
         "device": args.device,
         "machine": {
             "platform": platform.platform(),
@@ -110,7 +112,7 @@ def main() -> None:
     result["cines_per_second"] = round(1.0 / result["composite"]["seconds_per_cine"], 3)
     print(
         f"composite   {result['composite']['seconds_per_cine']:.2f} s/cine  recall {result['composite']['recall']:.3f}"
-        f"  ({args.engine}, {args.device}, {torch.get_num_threads()} thread(s))"
+        f"  ({args.engine} {result['precision']}, {args.device}, {torch.get_num_threads()} thread(s))"
     )
     if not args.skip_every_frame:
         every = PixelOptions(device=args.device, ocr_engine=args.engine, ocr_every_frame=True, **extra)
@@ -125,7 +127,7 @@ def main() -> None:
             f"every-frame {sec:.2f} s/cine  recall {result['every_frame']['recall']:.3f}"
             f"  -> composite is {result['speedup']}x faster"
         )
-    out = ROOT / "bench" / "results" / f"pixels-{args.device}-{args.engine}.json"
+    out = ROOT / "bench" / "results" / f"pixels-{args.device}-{args.engine}-{result['precision']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")

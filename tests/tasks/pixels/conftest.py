@@ -20,10 +20,15 @@ def load(name: str) -> pydicom.Dataset:
     return pydicom.dcmread(get_testdata_file(name))
 
 
-def labels(name: str, kind: str | None = None) -> list[tuple[int, int, int, int]]:
-    """Hand-labelled text boxes of a real file (optionally only one kind: 'text' or 'marker')."""
+def labels(name: str, kind: str | None = None, phi: bool | None = None) -> list[tuple[int, int, int, int]]:
+    """Hand-labelled text boxes of a real file (optionally only one kind, 'text' or 'marker', and only boxes
+    that do or do not carry PHI)."""
     entry = json.loads(LABELS.read_text())["files"][name]
-    return [tuple(lab["box"]) for lab in entry["labels"] if kind is None or lab["kind"] == kind]
+    return [
+        tuple(lab["box"])
+        for lab in entry["labels"]
+        if (kind is None or lab["kind"] == kind) and (phi is None or lab["phi"] == phi)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +39,4 @@ def options() -> PixelOptions:
 @pytest.fixture(scope="session")
 def detector(options: PixelOptions) -> TextDetector:
     """The real easyocr CRAFT detector, loaded once (get_detector caches it for clean_pixels too)."""
-    return get_detector(options.ocr_engine, options.device, options.canvas_size)
+    return get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
