@@ -39,6 +39,30 @@ def mr_weighting(echo_time: float | None, repetition_time: float | None, sequenc
     return "mixed"
 
 
+_NAMED_WEIGHTING = (("FLAIR", "T2"), ("T2", "T2"), ("T1", "T1"), ("PD", "PD"), ("STIR", "T2"))
+
+
+def weighting_from_name(*names: str) -> str | None:
+    """Weighting a vendor's sequence name states (``T1TFE``, ``t2_tse``, ``PD_SPACE``, ``FLAIR``); None if none."""
+    for name in names:
+        upper = (name or "").upper()
+        for token, weighting in _NAMED_WEIGHTING:
+            if token in upper:
+                return weighting
+    return None
+
+
+def _functional(ds: Dataset, sequence: str, keyword: str) -> float | None:
+    """``keyword`` inside ``sequence`` of the shared, else the first per-frame, functional group (enhanced MR)."""
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        items = ds.get(groups) or []
+        if items and sequence in items[0] and items[0][sequence].value:
+            value = _float(items[0][sequence].value[0], keyword)
+            if value is not None:
+                return value
+    return None
+
+
 def scan_facts(ds: Dataset) -> dict[str, Any]:
     """Manufacturer/model (when retained), frame rate, MR sequence and weighting, CT kernel and thickness."""
     modality = str(ds.get("Modality", "") or "")
@@ -58,13 +82,18 @@ def scan_facts(ds: Dataset) -> dict[str, Any]:
     if facts["acquisition_fps"] is None and frame_time:
         facts["acquisition_fps"] = 1000.0 / frame_time
     if modality == "MR":
-        sequence = _get(ds, "ScanningSequence") or ""
-        echo, repetition = _float(ds, "EchoTime"), _float(ds, "RepetitionTime")
+        sequence = _get(ds, "ScanningSequence") or _get(ds, "EchoPulseSequence") or ""
+        name = _get(ds, "SequenceName") or _get(ds, "PulseSequenceName")
+        echo = _float(ds, "EchoTime") or _functional(ds, "MREchoSequence", "EffectiveEchoTime")
+        repetition = _float(ds, "RepetitionTime") or _functional(
+            ds, "MRTimingAndRelatedParametersSequence", "RepetitionTime"
+        )
         facts.update(
             mr_scanning_sequence=sequence or None,
-            mr_sequence_name=_get(ds, "SequenceName") or _get(ds, "PulseSequenceName"),
+            mr_sequence_name=name,
             mr_echo_time=echo,
             mr_repetition_time=repetition,
-            mr_weighting=mr_weighting(echo, repetition, str(sequence)),
+            mr_weighting=mr_weighting(echo, repetition, str(sequence))
+            or weighting_from_name(str(name or ""), str(_get(ds, "SeriesDescription") or "")),
         )
     return facts
