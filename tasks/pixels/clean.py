@@ -2,9 +2,10 @@
 
 One mask (H,W) is built for the whole instance and applied to every frame: burned-in overlays are static
 across a cine, so detection runs on two temporal composites (median and maximum; ``sample_frames`` adds
-frames, ``ocr_every_frame`` uses every frame). Verification re-detects on the cleaned median composite (the
-frame for a still); new text is masked and counted, and text still found by the last of ``verify_passes``
-passes quarantines the file (TEXT_PERSISTS).
+frames, ``ocr_every_frame`` uses every frame). Each box gets a margin, then shrinks to its ink where the ink
+provably ends (``tasks.pixels.refine``); words of a line merge into one box. Verification re-detects on the
+cleaned median composite (the frame for a still), cropped to the scan region; new text is masked and counted,
+and text still found by the last of ``verify_passes`` passes quarantines the file (TEXT_PERSISTS).
 """
 
 from __future__ import annotations
