@@ -88,6 +88,12 @@ def write_zarr(root: Path, frames: np.ndarray) -> tuple[Path, Callable[[int], np
     return store_path(root) / "clip" / "0", lambda s: array[s : s + CLIP]
 
 
+def zarr_name() -> str:
+    from tasks.store.zarr_store import VIDEO_CHUNK_FRAMES, ZSTD_LEVEL
+
+    return f"medflow zarr (zstd {ZSTD_LEVEL}, {VIDEO_CHUNK_FRAMES}-frame chunks, 1 shard)"
+
+
 def dicom_reader(path: Path) -> Callable[[int], np.ndarray]:
     from pydicom.pixels import iter_pixels
 
@@ -131,7 +137,7 @@ def run(clips: int, seed: int) -> dict:
             gray = frames.ndim == 3
             formats: dict[str, tuple[Path, Callable[[int], np.ndarray]]] = {}
             zpath, zread = write_zarr(tmp / f"zarr-{size}", frames)
-            formats["medflow zarr (zstd, 16-frame chunks, 1 shard)"] = (zpath, zread)
+            formats[zarr_name()] = (zpath, zread)
             specs = {
                 "FFV1 / MKV (lossless)": ("ffv1.mkv", "ffv1", "gray" if gray else "bgr0", {"g": "1", "level": "3"}),
                 "MJPEG / AVI (EchoNet)": ("mjpeg.avi", "mjpeg", "yuvj420p", {"q:v": "3"}),
@@ -171,7 +177,7 @@ def main() -> None:
         )
     ratios = {}
     for size in ("native", "112"):
-        z = results[f"{size} | medflow zarr (zstd, 16-frame chunks, 1 shard)"]
+        z = results[f"{size} | {zarr_name()}"]
         ffv1 = results[f"{size} | FFV1 / MKV (lossless)"]
         mjpeg = results[f"{size} | MJPEG / AVI (EchoNet)"]
         ratios[size] = {

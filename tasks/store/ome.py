@@ -18,7 +18,14 @@ def ome_attrs(
     *,
     path: str = "0",
 ) -> dict[str, Any]:
-    """The ``ome`` group attribute for one image at ``path``; ``None`` scale entries mean unknown (1.0, no unit)."""
+    """The ``ome`` group attribute for one image at ``path``; ``None`` scale entries mean unknown (1.0, no unit).
+
+    Raises ValueError for an axis order OME-Zarr 0.5 does not allow (time, then channel, then space).
+    """
+    rank = {"time": 0, "channel": 1, "space": 2}
+    kinds = [rank[_TYPES[a]] for a in axes]
+    if kinds != sorted(kinds) or not 2 <= kinds.count(2) <= 3:
+        raise ValueError(f"axes {list(axes)} are not an OME-Zarr 0.5 order (time, channel, 2-3 space axes)")
     axis_list = []
     for axis, value in zip(axes, scale, strict=True):
         kind = _TYPES[axis]

@@ -31,8 +31,8 @@ def test_video_chunks_inside_one_shard(tmp_path):
     video = np.random.default_rng(0).integers(0, 255, (40, 24, 32, 3), dtype=np.uint8)
     assert write_node(tmp_path, "2.25.1", {"0": ArraySpec(video, video_chunks(video.shape))}, {"modality": "US"})
     array = zarr.open_group(store_path(tmp_path))["2.25.1"]["0"]
-    assert array.chunks == (16, 24, 32, 3)
-    assert array.shards == (48, 24, 32, 3)
+    assert array.chunks == (8, 24, 32, 3)
+    assert array.shards == (40, 24, 32, 3)
     np.testing.assert_array_equal(array[5:37], video[5:37])  # lossless random clip
     files = [f for f in (store_path(tmp_path) / "2.25.1" / "0").rglob("*") if f.is_file() and f.name != "zarr.json"]
     assert len(files) == 1  # one shard file per video
@@ -55,6 +55,12 @@ def test_ome_attrs_shape():
     assert ms["axes"][0] == {"name": "t", "type": "time", "unit": "millisecond"}
     assert ms["axes"][1]["unit"] == "millimeter" and "unit" not in ms["axes"][2]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [20.0, 0.3, 1.0]
+
+
+def test_ome_attrs_refuse_an_order_ome_does_not_allow():
+    with pytest.raises(ValueError, match="not an OME-Zarr"):
+        ome_attrs("x", ["t", "y", "x", "c"], [20.0, 0.3, 0.3, 1.0])  # channel after space
+    assert ome_attrs("x", ["t", "c", "y", "x"], [20.0, 1.0, 0.3, 0.3])["version"] == "0.5"
 
 
 def test_json_safe_casts_pydicom_values():
