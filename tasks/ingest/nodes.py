@@ -92,6 +92,36 @@ def base_row(ds: Dataset, ids: Ids, kind: str, key: str) -> dict[str, Any]:
     }
 
 
+def video_ome(
+    key: str,
+    shape: tuple[int, ...],
+    frame_ms: float | None,
+    spacing_y: float | None,
+    spacing_x: float | None,
+    view_fps: float | None,
+    view_size: int,
+    has_view: bool,
+) -> dict | None:
+    """OME-Zarr 0.5 metadata for a video node. Grayscale: the native (t,y,x) array. Colour is stored as acquired,
+    channel last (T,H,W,3), which OME 0.5 cannot describe (channels come before space), so the image viewers open
+    is the grayscale training view (t,y,x) with its own frame time and spacing; None when there is neither."""
+    if len(shape) == 3:
+        return ome_attrs(key, ["t", "y", "x"], [frame_ms, spacing_y, spacing_x], path=NATIVE)
+    if not has_view:
+        return None
+    h, w = shape[1], shape[2]
+    return ome_attrs(
+        key,
+        ["t", "y", "x"],
+        [
+            1000.0 / view_fps if view_fps else frame_ms,
+            spacing_y * h / view_size if spacing_y else None,
+            spacing_x * w / view_size if spacing_x else None,
+        ],
+        path=VIEW,
+    )
+
+
 def _common_attrs(row: dict[str, Any], cleaning: dict[str, Any]) -> dict[str, Any]:
     keys = ("modality", "kind", "patient_id", "study_id", "series_id", "instance_id", "study_date", "sex")
     return {**{k: row[k] for k in keys}, "cleaning": cleaning}
@@ -140,10 +170,8 @@ def video_node(ds: Dataset, frames: np.ndarray, ids: Ids, *, target_fps: float, 
             view_mean=float(view.mean()),
             view_std=float(view.std()),
         )
-    axes = ["t", "y", "x"] + (["c"] if frames.ndim == 4 else [])
-    scale = [frame_ms, spacing_y, spacing_x] + ([1.0] if frames.ndim == 4 else [])
     attrs = {
-        "ome": ome_attrs(key, axes, scale, path=NATIVE),
+        "ome": video_ome(key, frames.shape, frame_ms, spacing_y, spacing_x, row["view_fps"], view_size, VIEW in arrays),
         **_common_attrs(row, cleaning),
         "frame_times_ms": timing.times_ms.round(3).tolist(),
         "timing_source": timing.source,

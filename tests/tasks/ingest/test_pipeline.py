@@ -34,6 +34,17 @@ def test_batches_keep_ct_series_together(tmp_path):
     assert len(flat) == 7 and all(str(p) in flat for p in other)
 
 
+def test_batches_weigh_compressed_cines_by_their_decoded_pixels(tmp_path):
+    """A 225 kB JPEG cine decodes to 6.9 MB: batches are packed by that work, not by file bytes."""
+    for i in range(4):
+        copy_testdata(tmp_path / f"us{i}", ["examples_ybr_color.dcm"])
+    slices = sorted(map(str, ct_series(tmp_path / "ct", n=4)))
+    batches = plan_batches(discover_files(tmp_path), batch_bytes=8 * 10**6, batch_files=100, min_batches=1)
+    cines_per_batch = [sum("/us" in p for p in b) for b in batches]
+    assert cines_per_batch == [1, 1, 1, 1]  # by file bytes (0.9 MB in all) they would share one batch
+    assert sorted(p for p in batches[0] if "/ct/" in p) == slices  # the series stays whole; most work first
+
+
 def test_video_node_layout_view_and_ome():
     ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
     frames = ds.pixel_array
@@ -42,11 +53,11 @@ def test_video_node_layout_view_and_ome():
     assert node.key == "2.25.3" and set(node.arrays) == {"0", "view"}
     view = node.arrays["view"].data
     assert view.shape == (2 * frames.shape[0] - 1, 112, 112) and view.dtype == np.uint8
-    assert node.arrays["0"].chunks == (16, 240, 320, 3)
+    assert node.arrays["0"].chunks == (8, 240, 320, 3)
     assert node.row["source_fps"] == pytest.approx(25) and node.row["view_fps"] == 50
-    ms = node.attrs["ome"]["multiscales"][0]
-    assert [a["name"] for a in ms["axes"]] == ["t", "y", "x", "c"]
-    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][0] == pytest.approx(40.0)
+    ms = node.attrs["ome"]["multiscales"][0]  # colour is channel-last: viewers get the grayscale view
+    assert [a["name"] for a in ms["axes"]] == ["t", "y", "x"] and ms["datasets"][0]["path"] == "view"
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"][0] == pytest.approx(20.0)  # 50 fps
     assert len(node.attrs["frame_times_ms"]) == frames.shape[0]
     json.dumps(node.attrs, allow_nan=False)
 
