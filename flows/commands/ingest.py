@@ -43,15 +43,13 @@ def _watch(dataset: Path, run_id: str, stop: threading.Event) -> None:
 @contextmanager
 def _prefect_api() -> Iterator[None]:
     """Use PREFECT_API_URL when set; else start ONE temporary local server (here, in the CLI process) that
-    every worker process shares.
+    the flow and its tasks share.
 
-    Without an API URL every Prefect process starts an ephemeral server of its own (3 for 2 workers,
-    measured). Prefect 3.9's ProcessPoolTaskRunner starts its workers with ``spawn`` and runs every task
-    under ``settings.to_environment_variables(exclude_unset=True) | os.environ`` of the submitting process,
-    so the URL is set both in the settings context and in ``os.environ`` (which spawned children inherit
-    at start-up, before any task) for the whole flow; ephemeral mode is switched off the same way, so a
-    worker that somehow missed the URL fails loudly instead of starting a second server. Dask workers are
-    not our children: they get the URL from the serialised settings context Prefect sends with each task.
+    Local batch tasks run on threads of this process (their work goes to a process pool that never talks to
+    Prefect), so they report to this server through the settings context. The URL is also set in
+    ``os.environ`` and ephemeral mode switched off for the whole flow, so any Prefect process started from
+    here fails loudly instead of starting a second server. Dask workers are not our children: they get the
+    URL from the serialised settings context Prefect sends with each task.
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
 

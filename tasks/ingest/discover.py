@@ -17,7 +17,18 @@ from tasks.discovery import discover, file_size, is_regular_file
 
 log = logging.getLogger(__name__)
 
-_HEADER_TAGS = ["SeriesInstanceUID", "Modality", "NumberOfFrames"]
+_HEADER_TAGS = [
+    "SeriesInstanceUID",
+    "Modality",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+]
+#: Per-file work (read, de-identify, audit line) counted as decoded pixel bytes: a CT slice costs ~4 ms,
+#: a cine ~30-60 ms per decoded MB here (bench/ingest.py corpus)
+FILE_COST = 64 * 1024
 VOLUME_MODALITIES = frozenset({"CT", "MR", "PT"})
 _MODALITY_TERMS = (
     "AR ASMT AU BDUS BI BMD CR CT CTPROTOCOL DG DMS DOC DX ECG EEG EMG EOG EPS ES FID GM HC HD IO IOL IVOCT "
@@ -44,11 +55,28 @@ def modality_code(value: object) -> str:
     return code if code in MODALITY_CODES else "other"
 
 
-def _group_key(path: Path) -> tuple[str, bool, str]:
-    """(grouping key, must stay together, modality code). Unreadable headers go alone; the batch
-    quarantines them."""
+def _int(value: object, default: int) -> int:
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isdigit() else default
+
+
+def _pixel_bytes(ds: pydicom.Dataset) -> int:
+    """Decoded pixel bytes the header declares (0 when it declares none)."""
+    rows, columns = _int(ds.get("Rows"), 0), _int(ds.get("Columns"), 0)
+    frames, samples = _int(ds.get("NumberOfFrames"), 1), _int(ds.get("SamplesPerPixel"), 1)
+    return rows * columns * max(frames, 1) * max(samples, 1) * max(_int(ds.get("BitsAllocated"), 8), 8) // 8
+
+
+def _group_key(path: Path) -> tuple[str, bool, str, int]:
+    """(grouping key, must stay together, modality code, work estimate). Unreadable headers go alone; the
+    batch quarantines them.
+
+    The work estimate is the larger of the file's size and its declared decoded pixel bytes (a compressed
+    cine costs what it decodes to), plus :data:`FILE_COST`.
+    """
+    size = file_size(path) + FILE_COST
     if not is_regular_file(path):  # never open a FIFO (blocks) or follow a broken link here
-        return f"file:{path}", False, "unreadable"
+        return f"file:{path}", False, "unreadable", size
     quiet_pydicom()
     try:
         with warnings.catch_warnings():
@@ -57,13 +85,14 @@ def _group_key(path: Path) -> tuple[str, bool, str]:
         series = str(ds.get("SeriesInstanceUID", "") or "")
         modality = str(ds.get("Modality", "") or "")
         frames = ds.get("NumberOfFrames")
+        cost = max(size, _pixel_bytes(ds) + FILE_COST)
     except Exception:  # any read failure (RecursionError from deep nesting included): this file goes alone
-        return f"file:{path}", False, "unreadable"
+        return f"file:{path}", False, "unreadable", size
     single_frame_volume = modality in VOLUME_MODALITIES and (frames in (None, "") or str(frames) == "1")
     code = modality_code(modality)
     if series and single_frame_volume:
-        return f"series:{series}", True, code
-    return (f"series:{series}" if series else f"file:{path}"), False, code
+        return f"series:{series}", True, code, cost
+    return (f"series:{series}" if series else f"file:{path}"), False, code, cost
 
 
 def plan_batches(
@@ -74,7 +103,8 @@ def plan_batches(
     min_batches: int = 1,
     modalities: dict[str, str] | None = None,
 ) -> list[list[str]]:
-    """Pack series into batches of about ``batch_bytes`` source bytes / ``batch_files`` files.
+    """Pack series into batches of about ``batch_bytes`` of work (decoded pixel bytes, see :func:`_group_key`)
+    and at most ``batch_files`` files.
 
     Slices of one CT/MR series always share a batch (the volume is assembled there); other series may be
     split. At least ``min_batches`` batches are made when there are enough files, so workers stay busy.
@@ -82,18 +112,19 @@ def plan_batches(
     """
     groups: dict[str, list[Path]] = defaultdict(list)
     together: dict[str, bool] = {}
+    cost: dict[Path, int] = {}
     for path in files:
-        key, keep, code = _group_key(path)
+        key, keep, code, cost[path] = _group_key(path)
         if modalities is not None:
             modalities[str(path)] = code
         groups[key].append(path)
         together[key] = together.get(key, False) or keep
-    total = sum(file_size(p) for paths in groups.values() for p in paths)
-    n_files = sum(len(paths) for paths in groups.values())
+    total = sum(cost.values())
+    n_files = len(cost)
     limit_bytes = max(1, min(batch_bytes, total // max(min_batches, 1) + 1))
     limit_files = max(1, min(batch_files, -(-n_files // max(min_batches, 1))))
-    batches: list[list[str]] = []
-    current: list[str] = []
+    batches: list[list[Path]] = []
+    current: list[Path] = []
     size = 0
 
     def flush() -> None:
@@ -105,16 +136,16 @@ def plan_batches(
     for key in groups:
         units = [groups[key]] if together[key] else [[p] for p in groups[key]]
         for unit in units:
-            unit_size = sum(file_size(p) for p in unit)
+            unit_size = sum(cost[p] for p in unit)
             if current and (size + unit_size > limit_bytes or len(current) + len(unit) > limit_files):
                 flush()
-            current.extend(str(p) for p in unit)
+            current.extend(unit)
             size += unit_size
     flush()
-    # longest first (bytes as the cost estimate), so a big batch does not start last and idle the other workers
-    batches.sort(key=lambda b: -sum(file_size(Path(p)) for p in b))
+    # most work first, so a long batch does not start last and idle the other workers
+    batches.sort(key=lambda b: -sum(cost[p] for p in b))
     log.info("planned %d batches for %d files", len(batches), n_files)
-    return batches
+    return [[str(p) for p in batch] for batch in batches]
 
 
 def write_batches(work_dir: Path, batches: list[list[str]]) -> list[Path]:

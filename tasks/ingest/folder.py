@@ -17,6 +17,7 @@ from tasks.ingest.discover import discover_files, plan_batches, write_batches
 from tasks.ingest.finalize import WORK_DIR, IngestSummary, add_counts, finalize_run
 from tasks.ingest.lock import dataset_lock
 from tasks.ingest.options import IngestOptions
+from tasks.ingest.pool import batch_pool, run_batch
 from tasks.ingest.process import process_batch
 from tasks.store.zarr_store import clear_staging, ensure_root
 
@@ -97,15 +98,18 @@ def ingest_folder(
     run_id: str | None = None,
     on_batch: Callable[[int, int, dict], None] | None = None,
 ) -> IngestSummary:
-    """Ingest ``source`` into ``dataset`` with ``workers`` processes (1 = in this process)."""
+    """Ingest ``source`` into ``dataset`` with ``workers`` processes (1 = in this process).
+
+    The pool (:mod:`tasks.ingest.pool`) is the one the Prefect flow uses, so the two differ by Prefect alone.
+    """
     options = options or IngestOptions()
     run_id = run_id or new_run_id()
     started = time.perf_counter()
-    with dataset_lock(Path(dataset)):
+    with dataset_lock(Path(dataset)), batch_pool(workers) as pool:  # workers start while the run is planned
         try:
             batch_files = [b.path for b in prepare_run(source, dataset, options, run_id, workers)]
             summary = IngestSummary(run_id=run_id, dataset=str(dataset))
-            counts = list(_run_batches(batch_files, Path(dataset), ctx, options, run_id, workers, on_batch))
+            counts = list(_run_batches(batch_files, Path(dataset), ctx, options, run_id, pool, on_batch))
             add_counts(summary, counts)
             summary = finalize_run(Path(dataset), summary, options)
         finally:  # batch files list source paths: never leave them behind
@@ -120,21 +124,18 @@ def _run_batches(
     ctx: object,
     options: IngestOptions,
     run_id: str,
-    workers: int,
+    pool: ProcessPoolExecutor | None,
     on_batch: Callable[[int, int, dict], None] | None,
 ) -> Iterable[dict]:
     total = len(batch_files)
-    if workers <= 1:
-        for i, batch in enumerate(batch_files):
-            counts = process_batch(batch, dataset, ctx, options, run_id)  # type: ignore[arg-type]
-            if on_batch:
-                on_batch(i + 1, total, counts)
-            yield counts
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(process_batch, b, dataset, ctx, options, run_id) for b in batch_files]
-        for i, future in enumerate(as_completed(futures)):
-            counts = future.result()
-            if on_batch:
-                on_batch(i + 1, total, counts)
-            yield counts
+    if pool is None:
+        done: Iterable[dict] = (process_batch(b, dataset, ctx, options, run_id) for b in batch_files)  # type: ignore[arg-type]
+    else:
+        futures = [pool.submit(run_batch, b, dataset, ctx, options, run_id) for b in batch_files]
+        done = (future.result() for future in as_completed(futures))
+    for i, counts in enumerate(done):
+        for warning in counts.pop("warnings", []):  # a worker's log does not reach this process's handlers
+            log.warning("batch: %s", warning)
+        if on_batch:
+            on_batch(i + 1, total, counts)
+        yield counts

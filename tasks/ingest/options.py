@@ -13,6 +13,6 @@ class IngestOptions:
 
     target_fps: float = 50.0
     view_size: int = 112
-    batch_bytes: int = 96 * 1024**2  # source bytes per batch: a few seconds of work per task
+    batch_bytes: int = 96 * 1024**2  # decoded pixel bytes per batch: a few seconds of work per task
     batch_files: int = 200
     qc: QcRules = field(default_factory=QcRules)

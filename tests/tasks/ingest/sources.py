@@ -33,6 +33,16 @@ def ct_series(folder: Path, n: int = 4, spacing: float = 2.0) -> list[Path]:
     return paths
 
 
+def overflowing_ct_series(folder: Path, n: int = 3) -> list[Path]:
+    """A CT series whose RescaleSlope pushes voxels past int16: assembling it logs a clipping warning."""
+    paths = ct_series(folder, n=n)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope = 1000
+        ds.save_as(path)
+    return paths
+
+
 def copy_testdata(folder: Path, names: list[str]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = []
