@@ -3,7 +3,11 @@
 Thin by design: the work is in ``tasks.ingest``. Tasks receive batch-file paths, opaque run ids and the
 key-file path (never the key: each task rebuilds the de-identification context from the key file or
 MEDFLOW_DEID_KEY); they return counts. No arrays, PHI or source paths cross Prefect, and no task result is
-persisted. Batch tasks are tagged ``modality:<code>`` (DICOM defined terms only, never a raw header value).
+persisted. The flow run is tagged ``modality:<code>`` per modality found and batch task names carry their
+modalities (DICOM defined terms only, never a raw header value; batch tasks carry no tags, whose concurrency
+leases cost seconds per run).
+Locally, batch tasks run on threads (states, logs per batch) that hand the work to one process pool
+per run (:mod:`tasks.ingest.pool`, the pool ``ingest_folder`` uses); ``--dask-address`` runs them on Dask.
 At the end the PHI audit (:mod:`tasks.audit`) searches the dataset for the originals' identifying values;
 a finding fails the run.
 """
@@ -15,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -32,7 +36,7 @@ from tasks.ingest.finalize import RUNS_DIR, WORK_DIR, IngestSummary, add_counts,
 from tasks.ingest.folder import new_run_id, prepare_run
 from tasks.ingest.lock import dataset_lock
 from tasks.ingest.options import IngestOptions
-from tasks.ingest.process import process_batch
+from tasks.ingest.pool import batch_pool, registered_pool, run_batch
 from tasks.qc.rules import QcRules
 
 EVENT = "medflow.dataset.updated"
@@ -49,14 +53,31 @@ def plan_task(
 
 
 def modality_tags(modalities: list[str]) -> list[str]:
-    """Prefect tags of a batch task: ``modality:<code>`` per DICOM modality code it holds."""
+    """Prefect tags for DICOM modality codes: ``modality:<code>`` each."""
     return [f"modality:{m}" for m in modalities]
 
 
-@task(name="process-batch", task_run_name="batch-{index}", cache_policy=NO_CACHE, persist_result=False)
+def tag_flow_run(tags_: list[str]) -> None:
+    """Add ``tags_`` to the running flow run (modalities are known only once the run has planned its batches).
+
+    Batch tasks are not tagged themselves: Prefect acquires a tag-concurrency lease for every tagged task run,
+    which cost ~2 s at the start of a run and occasional multi-second stalls; their names carry the modalities.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if not tags_ or not flow_run.id:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted(set(run.tags) | set(tags_)))
+
+
+@task(name="process-batch", task_run_name="batch-{index}-{modalities}", cache_policy=NO_CACHE, persist_result=False)
 def batch_task(
     batch_file: str,
     index: int,
+    modalities: str,
     dataset: str,
     key_file: str | None,
     clean_pixels: str | None,
@@ -65,10 +86,31 @@ def batch_task(
 ) -> dict:
     """De-identify, normalise and store the inputs of one batch; return counts.
 
-    The key never is a parameter: the context is rebuilt here from ``key_file`` or MEDFLOW_DEID_KEY.
+    Locally the work runs in the run's process pool (:mod:`tasks.ingest.pool`) and this task thread waits for
+    it; on a Dask worker (no pool registered there) it runs right here. The key never is a parameter: the
+    context is rebuilt here from ``key_file`` or MEDFLOW_DEID_KEY. The batch's counts and (PHI-free)
+    warnings go to this task's Prefect log.
     """
+    logger = get_run_logger()
     ctx = build_context(key_file, clean_pixels)  # per batch (ms): a long-lived Dask worker sees a rotated key
-    return process_batch(Path(batch_file), Path(dataset), ctx, options, run_id)
+    pool = registered_pool(run_id)
+    args = (Path(batch_file), Path(dataset), ctx, options, run_id)
+    counts = pool.submit(run_batch, *args).result() if pool is not None else run_batch(*args)
+    for warning in counts.pop("warnings", []):
+        logger.warning("%s", warning)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["reasons"].items()))
+    logger.info(
+        "batch %d: %d inputs = %d stored + %d skipped + %d quarantined%s; %d arrays written in %.1f s",
+        index,
+        counts["discovered"],
+        counts["stored"],
+        counts["skipped"],
+        counts["quarantined"],
+        f" ({reasons})" if reasons else "",
+        counts["arrays_written"],
+        counts["seconds"],
+    )
+    return counts
 
 
 @task(name="manifest-and-qc", cache_policy=NO_CACHE, persist_result=False)
@@ -78,14 +120,17 @@ def finalize_task(dataset: str, summary: IngestSummary, options: IngestOptions) 
 
 
 def make_task_runner(workers: int, dask_address: str | None) -> Any:
-    """Local processes by default; an existing Dask cluster when ``dask_address`` is given."""
+    """An existing Dask cluster when ``dask_address`` is given; else task threads that wait on the run's
+    local process pool: two per worker process, so a batch is queued in the pool while another task
+    thread talks to the Prefect API (a task's Running time then includes its wait in the pool's queue).
+    With one worker, one thread runs the batches itself."""
     if dask_address:
         from prefect_dask import DaskTaskRunner
 
         return DaskTaskRunner(address=dask_address)
-    from prefect.task_runners import ProcessPoolTaskRunner
+    from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ProcessPoolTaskRunner(max_workers=max(1, workers))
+    return ThreadPoolTaskRunner(max_workers=1 if workers <= 1 else 2 * workers)
 
 
 def build_context(key_file: str | None, clean_pixels: str | None) -> Any:
@@ -223,11 +268,27 @@ def _run_batches(
     workers: int,
     dask_address: str | None,
 ) -> IngestSummary:
-    """Plan, run the batch tasks (tagged with the modalities they hold), then manifest and QC."""
+    """Plan, tag the flow run with the modalities found, run the batch tasks, then manifest and QC."""
     logger = get_run_logger()
-    planned = plan_task(source, dataset, options, run_id, workers)
-    logger.info("run %s: %d batches", run_id, len(planned))
-    progress_id = create_progress_artifact(0.0, key=_artifact_key(run_id), description="Ingest progress (batches)")
+    with batch_pool(0 if dask_address else workers, run_id):  # workers start while the run is planned
+        planned = plan_task(source, dataset, options, run_id, workers)
+        logger.info("run %s: %d batches", run_id, len(planned))
+        tag_flow_run(modality_tags(sorted({m for _, modalities in planned for m in modalities})))
+        common = {"dataset": dataset, "key_file": key_file, "clean_pixels": clean_pixels, "options": options}
+        counts = _submit_batches(planned, {**common, "run_id": run_id}, workers, dask_address)
+    summary = IngestSummary(run_id=run_id, dataset=str(dataset))
+    add_counts(summary, counts)
+    return finalize_task(dataset, summary, options)
+
+
+def _submit_batches(
+    planned: list[tuple[str, list[str]]], common: dict[str, Any], workers: int, dask_address: str | None
+) -> list[dict]:
+    """One ``process-batch`` task per batch file (``common``: the parameters all batches share), named with its
+    modalities; counts as they complete."""
+    progress_id = create_progress_artifact(
+        0.0, key=_artifact_key(common["run_id"]), description="Ingest progress (batches)"
+    )
     counts: list[dict] = []
     with make_task_runner(workers, dask_address) as runner:
         futures = []
@@ -235,20 +296,14 @@ def _run_batches(
             params = {
                 "batch_file": batch_file,
                 "index": i,
-                "dataset": dataset,
-                "key_file": key_file,
-                "clean_pixels": clean_pixels,
-                "options": options,
-                "run_id": run_id,
+                "modalities": "+".join(modalities) or "none",  # DICOM defined terms only
+                **common,
             }
-            with tags(*modality_tags(modalities)):
-                futures.append(runner.submit(batch_task, params))
+            futures.append(runner.submit(batch_task, params))
         for future in as_completed(futures):
             counts.append(future.result())
             update_progress_artifact(progress_id, 100.0 * len(counts) / max(len(futures), 1))
-    summary = IngestSummary(run_id=run_id, dataset=str(dataset))
-    add_counts(summary, counts)
-    return finalize_task(dataset, summary, options)
+    return counts
 
 
 def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool, key_file: str | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from tests.tasks.ingest.sources import copy_testdata, ct_series, write_key
+from tests.tasks.ingest.sources import copy_testdata, ct_series, overflowing_ct_series, write_key
 
 # one ultrasound cine (pixels cleaned by OCR under clean_pixels=auto), MR single and enhanced, NM, a non-image
 REAL_FILES = ["MR_small.dcm", "emri_small.dcm", "examples_ybr_color.dcm", "JPEG-LL.dcm", "rtplan.dcm"]
@@ -49,12 +50,15 @@ async def _logs_and_artifacts() -> str:
     return "\n".join(texts)
 
 
-async def _batch_task_tags() -> set[str]:
+async def _batch_names_and_tags() -> tuple[set[str], set[str], set[str]]:
+    """Names and tags of the batch task runs, and the tags of the flow runs, on the test server."""
     from prefect import get_client
 
     async with get_client() as client:
         runs = await client.read_task_runs()
-    return {t for r in runs if r.name.startswith("batch-") for t in r.tags}
+        flows = await client.read_flow_runs()
+    batches = [r for r in runs if r.name.startswith("batch-")]
+    return {r.name for r in batches}, {t for r in batches for t in r.tags}, {t for f in flows for t in f.tags}
 
 
 @pytest.mark.slow
@@ -97,9 +101,11 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path):
     assert "incoming" not in prefect_text and "MR_small" not in prefect_text
     assert "Ingest run-1" in prefect_text  # the summary artifact reached the server
     assert "failing_rows" in prefect_text  # so did the QC table artifact
-    batch_tags = asyncio.run(_batch_task_tags())
-    assert {"modality:CT", "modality:MR", "modality:US"} <= batch_tags
-    assert all(t.startswith("modality:") for t in batch_tags)
+    names, batch_tags, flow_tags = asyncio.run(_batch_names_and_tags())
+    assert {"modality:CT", "modality:MR", "modality:US"} <= flow_tags  # tagged once the batches are planned
+    assert not batch_tags  # no per-task tag-concurrency leases
+    assert all(re.fullmatch(r"batch-\d+-[A-Za-z]{2,12}(\+[A-Za-z]{2,12})*", n) for n in names), names  # codes only
+    assert any(n.endswith("CT") for n in names) and any("US" in n for n in names)
 
     # a re-run writes nothing new and says so
     before = sorted(p.name for p in (dataset / "store.zarr").iterdir())
@@ -107,6 +113,42 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path):
     assert second["arrays_written"] == 0 and second["new_rows"] == 0
     assert second["skipped"] == 7 and second["quarantined"] == 2
     assert sorted(p.name for p in (dataset / "store.zarr").iterdir()) == before
+
+
+async def _latest_flow_run_task_logs(prefix: str) -> list[str]:
+    """Log messages of the task runs named ``prefix...`` of the latest flow run (tests run one at a time)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterTaskRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        latest = (await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1))[0]
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+        ids = [r.id for r in runs if r.name.startswith(prefix)]
+        logs = await client.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=ids)))
+    return [log.message for log in logs]
+
+
+@pytest.mark.slow
+def test_batches_in_the_process_pool_log_counts_and_worker_warnings_to_their_task(prefect_server, tmp_path):
+    """workers=2: batch tasks on threads, the work in forkserver processes; each task's Prefect log has its
+    counts and the (PHI-free) warnings its worker logged."""
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.ingest import ingest
+
+    src, dataset = tmp_path / "incoming", tmp_path / "dataset"
+    ct_series(src / "ct", n=2)
+    overflowing_ct_series(src / "ct-overflow", n=2)
+    copy_testdata(src, ["MR_small.dcm", "SC_rgb.dcm"])
+    key = write_key(tmp_path / "key")
+    summary = ingest(str(src), str(dataset), key_file=str(key), workers=2, clean_pixels="off", run_id="pooled")
+    assert summary["stored"] == 6 and summary["batches"] >= 2 and summary["audit_findings"] == 0
+    APILogWorker.drain_all()  # logs reach the server in the background
+    messages = asyncio.run(_latest_flow_run_task_logs("batch-"))
+    counted = [m for m in messages if re.match(r"batch \d+: \d+ inputs = \d+ stored \+ \d+ skipped", m)]
+    assert len(counted) == summary["batches"]
+    assert any("voxels outside int16 clipped" in m for m in messages), messages
 
 
 def _free_port() -> int:
@@ -197,10 +239,9 @@ def _prefect_servers(home: Path) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_cli_without_api_url_starts_one_server_shared_by_workers(tmp_path):
-    """No PREFECT_API_URL: the CLI starts one temporary server and the 2 worker processes report to it.
-
-    Ephemeral mode is off in the workers' environment, so a worker without the URL would fail its task
-    instead of starting a server of its own; every batch task run lands in the one database.
+    """No PREFECT_API_URL: the CLI starts one temporary server and, with 2 workers, every batch task reports
+    to it; the pool's worker processes start no server of their own. Every batch task run lands in the one
+    database.
     """
     import sqlite3
 
