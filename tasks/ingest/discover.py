@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pydicom
 
-from tasks.deid.reader import quiet_pydicom
+from tasks.deid.reader import declared_pixel_bytes, quiet_pydicom
 from tasks.discovery import discover, file_size, is_regular_file
+from tasks.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,12 @@ def modality_code(value: object) -> str:
     return code if code in MODALITY_CODES else "other"
 
 
-def _int(value: object, default: int) -> int:
-    text = str(value if value is not None else "").strip()
-    return int(text) if text.isdigit() else default
-
-
 def _pixel_bytes(ds: pydicom.Dataset) -> int:
-    """Decoded pixel bytes the header declares (0 when it declares none)."""
-    rows, columns = _int(ds.get("Rows"), 0), _int(ds.get("Columns"), 0)
-    frames, samples = _int(ds.get("NumberOfFrames"), 1), _int(ds.get("SamplesPerPixel"), 1)
-    return rows * columns * max(frames, 1) * max(samples, 1) * max(_int(ds.get("BitsAllocated"), 8), 8) // 8
+    """Decoded pixel bytes the header declares (0 when it declares none or nonsense: the batch quarantines it)."""
+    try:
+        return declared_pixel_bytes(ds)
+    except InputError:
+        return 0
 
 
 def _group_key(path: Path) -> tuple[str, bool, str, int]:

@@ -123,7 +123,7 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
         if min(b[2] - b[0], b[3] - b[1]) <= blobs
     ]
     if options.refine_boxes:
-        detected = refined(detected, frames, gray, pi, ds)
+        detected = refined(detected, frames, static, pi, ds)
     found = bx.merge_lines([box for _, box in detected])
     text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
     mask |= text_mask
@@ -211,36 +211,34 @@ def detection_images(
 
 
 def refined(
-    detected: list[tuple[int, Box]], frames: np.ndarray, gray: np.ndarray, pi: str, ds: Dataset
+    detected: list[tuple[int, Box]], frames: np.ndarray, static: np.ndarray, pi: str, ds: Dataset
 ) -> list[tuple[int, Box]]:
     """Each box shrunk to its ink in the image it was found in. A box of the maximum composite that boxes of
     other images already cover is dropped: the text was seen in a cleaner view (speckle is bright everywhere in
     the maximum, so no ink edge shows there); boxes only the maximum saw (transient text) stay whole."""
-    seen = bx.paint(np.zeros(gray.shape[1:], dtype=bool), [box for src, box in detected if src != MAXIMUM])
+    seen = bx.paint(np.zeros(static.shape, dtype=bool), [box for src, box in detected if src != MAXIMUM])
     out = []
     for src, box in detected:
         if src == MAXIMUM:
             if bx.coverage(box, seen) < COVERED:
                 out.append((src, box))
             continue
-        out.append((src, refine(box, source_view(src, frames, gray, pi, ds, box))))
+        out.append((src, refine(box, source_view(src, frames, static, pi, ds, box))))
     return out
 
 
-def source_view(source: int, frames: np.ndarray, gray: np.ndarray, pi: str, ds: Dataset, box: Box) -> list[np.ndarray]:
-    """The pixels inside ``box`` of the image the detector saw them in: a frame, the per-pixel median of sampled
-    frames (in colour for colour data) or the per-pixel maximum of all frames."""
+def source_view(
+    source: int, frames: np.ndarray, static: np.ndarray, pi: str, ds: Dataset, box: Box
+) -> list[np.ndarray]:
+    """The pixels inside ``box`` of the image the detector saw them in: a frame, or the median composite
+    (``static``, recomputed in colour inside the box for colour data)."""
     x0, y0, x1, y1 = box
     if source >= 0:
         return [rgb8(frames[source, y0:y1, x0:x1], pi, ds)]
-    if source == MAXIMUM:
-        return [gray[:, y0:y1, x0:x1].max(axis=0)]
-    idx = sample_indices(frames.shape[0], MEDIAN_FRAMES)
     if frames.ndim == 4 or pi == "PALETTE COLOR":
-        median = np.median(np.stack([rgb8(frames[i, y0:y1, x0:x1], pi, ds) for i in idx]), axis=0)
-    else:
-        median = np.median(gray[idx, y0:y1, x0:x1], axis=0)
-    return [median.astype(np.uint8)]
+        idx = sample_indices(frames.shape[0], MEDIAN_FRAMES)  # the frames median_image samples
+        return [np.median(np.stack([rgb8(frames[i, y0:y1, x0:x1], pi, ds) for i in idx]), axis=0).astype(np.uint8)]
+    return [static[y0:y1, x0:x1]]
 
 
 def fill_masked(image: np.ndarray, masked: np.ndarray) -> np.ndarray:

@@ -42,7 +42,15 @@ class PixelOptions:
 
     @classmethod
     def from_settings(cls, settings: Any) -> PixelOptions:
-        """Options from the process settings (``tasks.config.Settings``: engine and every-frame mode)."""
+        """Options from the process settings (``tasks.config.Settings``: engine and every-frame mode); an unknown
+        engine is a ConfigError here, at start-up, not a failure of every file later."""
+        from tasks.errors import ConfigError
+        from tasks.pixels.detector import OcrEngine
+
+        if settings.ocr_engine not in {e.value for e in OcrEngine}:
+            raise ConfigError(
+                f"unknown ocr engine {settings.ocr_engine!r}; choose one of {[e.value for e in OcrEngine]}"
+            )
         return cls(ocr_engine=settings.ocr_engine, ocr_every_frame=settings.ocr_every_frame)
 
 

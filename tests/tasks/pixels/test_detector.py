@@ -41,3 +41,12 @@ def test_settings_choose_the_engine_and_every_frame_mode(monkeypatch: pytest.Mon
     monkeypatch.delenv("MEDFLOW_OCR_EVERY_FRAME")
     monkeypatch.delenv("MEDFLOW_OCR_ENGINE")
     assert not DeidContext.create(load_key(env_value="ab" * 32)).pixel_options.ocr_every_frame
+
+
+def test_an_unknown_engine_fails_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.deid.context import DeidContext
+    from tasks.deid.keys import load_key
+
+    monkeypatch.setenv("MEDFLOW_OCR_ENGINE", "tesseract")
+    with pytest.raises(ConfigError, match="unknown ocr engine"):
+        DeidContext.create(load_key(env_value="ab" * 32))
