@@ -42,8 +42,9 @@ def bounding_box(mask: np.ndarray) -> Box:
 LINE_OVERLAP = 0.6
 """Two boxes are on one line when they overlap vertically by this share of the taller one (so a merged line
 never grows into the lines above and below it)."""
-WORD_GAP = 1.0
-"""... and the horizontal gap between them is at most this many times the taller one's height."""
+WORD_GAP = 2.0
+"""... and the horizontal gap between them is at most this many times the taller one's height (a table row's
+label and value are one line)."""
 
 
 def merge_lines(boxes: list[Box]) -> list[Box]:

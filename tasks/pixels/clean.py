@@ -123,7 +123,8 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
         if min(b[2] - b[0], b[3] - b[1]) <= blobs
     ]
     if options.refine_boxes:
-        detected = refined(detected, frames, static, pi, ds)
+        maximum = next((image[..., 0] for src, image in images if src == MAXIMUM), None)
+        detected = refined(detected, frames, static, pi, ds, maximum)
     found = bx.merge_lines([box for _, box in detected])
     text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
     mask |= text_mask
@@ -211,19 +212,27 @@ def detection_images(
 
 
 def refined(
-    detected: list[tuple[int, Box]], frames: np.ndarray, static: np.ndarray, pi: str, ds: Dataset
+    detected: list[tuple[int, Box]],
+    frames: np.ndarray,
+    static: np.ndarray,
+    pi: str,
+    ds: Dataset,
+    maximum: np.ndarray | None = None,
 ) -> list[tuple[int, Box]]:
-    """Each box shrunk to its ink in the image it was found in. A box of the maximum composite that boxes of
-    other images already cover is dropped: the text was seen in a cleaner view (speckle is bright everywhere in
-    the maximum, so no ink edge shows there); boxes only the maximum saw (transient text) stay whole."""
+    """Each box shrunk to its ink in the image it was found in (one box per text line it holds). A box of the
+    maximum composite that boxes of other images already cover is dropped: the text was seen in a cleaner view;
+    the others (transient text, or text the other views boxed only in part) are refined on the maximum
+    composite itself, where speckle is bright everywhere, so only ink far brighter than it lets a side move."""
     seen = bx.paint(np.zeros(static.shape, dtype=bool), [box for src, box in detected if src != MAXIMUM])
     out = []
     for src, box in detected:
         if src == MAXIMUM:
-            if bx.coverage(box, seen) < COVERED:
-                out.append((src, box))
+            if bx.coverage(box, seen) >= COVERED:
+                continue
+            lines = refine(box, [maximum[box[1] : box[3], box[0] : box[2]]]) if maximum is not None else [box]
+            out.extend((src, line) for line in lines)
             continue
-        out.append((src, refine(box, source_view(src, frames, static, pi, ds, box))))
+        out.extend((src, line) for line in refine(box, source_view(src, frames, static, pi, ds, box)))
     return out
 
 
