@@ -6,9 +6,11 @@ read the same way: open, seek to the clip's first frame (nearest keyframe for H.
 a numpy array. Zarr uses the store's own writer (``tasks.store.zarr_store.write_node``, the codec and
 chunking the ingest uses). Needs PyAV (``pip install -e '.[bench]'``). Usage::
 
-    python bench/storage.py [--clips 40] [--seed 0]
+    python bench/storage.py [--clips 40] [--seed 0] [--default-allocator]
 
-Prints a table and writes ``bench/results/storage.json``.
+Every format is read in the same process, which keeps freed buffers mapped as the training loader's workers do
+(``tasks.store.allocator``; ``--default-allocator`` leaves glibc as it is). Prints a table and writes
+``bench/results/storage.json``.
 """
 
 from __future__ import annotations
@@ -167,7 +169,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's mmap threshold alone (the training loader's workers raise it, tasks.store.allocator)",
+    )
     args = parser.parse_args()
+    if not args.default_allocator:
+        from tasks.store.allocator import keep_freed_memory
+
+        keep_freed_memory()  # as models.datamodule.worker_init does; the same process reads every format
     results = run(args.clips, args.seed)
     print(f"{'size | format':62s} {'median ms':>10s} {'p90 ms':>8s} {'MB':>8s}  lossless  PSNR")
     for name, r in results.items():
@@ -195,6 +206,7 @@ def main() -> None:
         "benchmark": "storage",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "clips": args.clips,
+        "allocator": "glibc default" if args.default_allocator else "freed memory kept (tasks.store.allocator)",
         "results": results,
         "ratios": ratios,
     }

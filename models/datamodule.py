@@ -66,8 +66,12 @@ def volume_to_uint8(vol: np.ndarray, intensity: dict | None, shape: tuple[int, i
 
 
 def worker_init(_: int) -> None:
-    """DataLoader worker start: one zarr I/O thread per worker (the default pool per process oversubscribes cores)."""
+    """DataLoader worker start: one zarr I/O thread per worker (the default pool per process oversubscribes cores);
+    freed chunk buffers stay mapped for the next clip (:mod:`tasks.store.allocator`)."""
+    from tasks.store.allocator import keep_freed_memory
+
     zarr.config.set({"threading.max_workers": 1})
+    keep_freed_memory()
 
 
 class ClipDataset(Dataset):
