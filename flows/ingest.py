@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from tasks.ingest.pool import batch_pool, registered_pool, run_batch
 from tasks.qc.rules import QcRules
 
 EVENT = "medflow.dataset.updated"
+PROGRESS_EVERY = 2.0
+"""Seconds between progress artifact updates."""
 
 
 @task(name="plan-batches", cache_policy=NO_CACHE, persist_result=False)
@@ -273,7 +276,6 @@ def _run_batches(
     with batch_pool(0 if dask_address else workers, run_id):  # workers start while the run is planned
         planned = plan_task(source, dataset, options, run_id, workers)
         logger.info("run %s: %d batches", run_id, len(planned))
-        tag_flow_run(modality_tags(sorted({m for _, modalities in planned for m in modalities})))
         common = {"dataset": dataset, "key_file": key_file, "clean_pixels": clean_pixels, "options": options}
         counts = _submit_batches(planned, {**common, "run_id": run_id}, workers, dask_address)
     summary = IngestSummary(run_id=run_id, dataset=str(dataset))
@@ -285,10 +287,12 @@ def _submit_batches(
     planned: list[tuple[str, list[str]]], common: dict[str, Any], workers: int, dask_address: str | None
 ) -> list[dict]:
     """One ``process-batch`` task per batch file (``common``: the parameters all batches share), named with its
-    modalities; counts as they complete."""
-    progress_id = create_progress_artifact(
-        0.0, key=_artifact_key(common["run_id"]), description="Ingest progress (batches)"
-    )
+    modalities; counts as they complete.
+
+    The API calls that need not precede the work (tagging the flow run, creating the progress artifact) are made
+    once the batches are submitted, while they run; progress updates are at most one per ``PROGRESS_EVERY``
+    seconds (and the last), since each costs the server a write while the workers want the CPU.
+    """
     counts: list[dict] = []
     with make_task_runner(workers, dask_address) as runner:
         futures = []
@@ -300,9 +304,16 @@ def _submit_batches(
                 **common,
             }
             futures.append(runner.submit(batch_task, params))
+        tag_flow_run(modality_tags(sorted({m for _, modalities in planned for m in modalities})))
+        progress_id = create_progress_artifact(
+            0.0, key=_artifact_key(common["run_id"]), description="Ingest progress (batches)"
+        )
+        reported = time.monotonic()
         for future in as_completed(futures):
             counts.append(future.result())
-            update_progress_artifact(progress_id, 100.0 * len(counts) / max(len(futures), 1))
+            if len(counts) == len(futures) or time.monotonic() - reported >= PROGRESS_EVERY:
+                update_progress_artifact(progress_id, 100.0 * len(counts) / max(len(futures), 1))
+                reported = time.monotonic()
     return counts
 
 
