@@ -186,8 +186,13 @@ def video_node(ds: Dataset, frames: np.ndarray, ids: Ids, *, target_fps: float, 
     return Node(key, arrays, json_safe(attrs), json_safe(row))
 
 
-def volume_node(ds: Dataset, volume: Volume, ids: Ids, *, key: str, cleaning: dict) -> Node:
-    """A CT/MR volume: int16 (Z,Y,X), spacing from positions, CT window or MR z-score parameters."""
+def volume_node(
+    ds: Dataset, volume: Volume, ids: Ids, *, key: str, cleaning: dict, source_instance_ids: list[str] | None = None
+) -> Node:
+    """A CT/MR volume: int16 (Z,Y,X), spacing from positions, CT window or MR z-score parameters.
+
+    ``source_instance_ids``: every (pseudonymous) instance assembled into it, duplicates of a plane included
+    (default: the kept slices); a later run skips exactly these and extends the volume with any other slice."""
     modality = str(ds.get("Modality", "") or "")
     params = intensity.ct_window(ds) if modality == "CT" else intensity.zscore(volume.data)
     row = base_row(ds, ids, "volume", key)
@@ -208,7 +213,7 @@ def volume_node(ds: Dataset, volume: Volume, ids: Ids, *, key: str, cleaning: di
         view_frames=None,
         view_mean=None,
         view_std=None,
-        n_source_instances=len(volume.instance_ids),
+        n_source_instances=len(source_instance_ids or volume.instance_ids),
         **pixel_stats(data),
     )
     native_attrs = {"intensity": params, "units": "HU" if modality == "CT" else "stored value"}
@@ -223,6 +228,8 @@ def volume_node(ds: Dataset, volume: Volume, ids: Ids, *, key: str, cleaning: di
         "origin_mm": volume.origin,
         "orientation": volume.orientation,
         "slice_instance_ids": volume.instance_ids,
+        "slice_positions_mm": volume.positions,
+        "source_instance_ids": sorted(set(source_instance_ids or volume.instance_ids)),
         "intensity": params,
     }
     arrays = {NATIVE: ArraySpec(data, volume_chunks(data.shape), native_attrs)}

@@ -22,9 +22,9 @@ from tasks.ingest.discover import VOLUME_MODALITIES, read_batch
 from tasks.ingest.nodes import Ids, Node, video_node, volume_node
 from tasks.ingest.options import IngestOptions
 from tasks.normalize.pixels import decode, frames_first
-from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced
+from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced, slices_from_volume
 from tasks.quarantine import QuarantineRecord, quarantine
-from tasks.store.zarr_store import node_exists, write_node
+from tasks.store.zarr_store import node_exists, read_node, write_node
 
 if TYPE_CHECKING:
     from tasks.deid.context import DeidContext
@@ -98,6 +98,7 @@ class BatchProcessor:
         self.dataset, self.ctx, self.options, self.run_id = Path(dataset), ctx, options, run_id
         self.counts = BatchCounts()
         self.reasons: Counter[str] = Counter()
+        self._stored_slices: dict[str, set[str]] = {}  # series key -> instances its stored volume holds
 
     def _record(self, source_id: str, status: Status, key: str | None, reason: str = "") -> None:
         audit(self.dataset, source_id=source_id, status=status, run_id=self.run_id, zarr_key=key, reason=reason)
@@ -113,8 +114,8 @@ class BatchProcessor:
         quarantine(self.dataset, QuarantineRecord.from_error(source_id, error))
         self._record(source_id, Status.QUARANTINED, None, str(error.reason))
 
-    def _publish(self, node: Node) -> bool:
-        written = write_node(self.dataset, node.key, node.arrays, {**node.attrs, "manifest": node.row})
+    def _publish(self, node: Node, *, replace: bool = False) -> bool:
+        written = write_node(self.dataset, node.key, node.arrays, {**node.attrs, "manifest": node.row}, replace=replace)
         self.counts.arrays_written += int(written)
         return written
 
@@ -138,7 +139,10 @@ class BatchProcessor:
                 what = classify(ds)
                 pseudo = self.ctx.pseudonymizer
                 key = pseudo.uid(str(ds.SeriesInstanceUID if what == "slice" else ds.SOPInstanceUID))
-                if node_exists(self.dataset, key):
+                if node_exists(self.dataset, key) and (
+                    what != "slice"
+                    or self._assembled(key, pseudo.uid(str(ds.get("SOPInstanceUID", "")).strip(" \x00")))
+                ):
                     self._record(source_id, Status.SKIPPED, f"{key}/0")
                     continue
                 result = deidentify_instance(ds, self.ctx)
@@ -183,13 +187,31 @@ class BatchProcessor:
         self.counts.seconds = time.perf_counter() - start
         return self.counts
 
+    def _assembled(self, key: str, instance_id: str) -> bool:
+        """Whether the stored volume ``key`` was assembled with the slice ``instance_id`` (pseudonymous)."""
+        if key not in self._stored_slices:
+            _, attrs = read_node(self.dataset, key)
+            self._stored_slices[key] = set(attrs.get("source_instance_ids") or attrs.get("slice_instance_ids") or [])
+        return instance_id in self._stored_slices[key]
+
     def _store_series(self, series_id: str, pending: list[_PendingSlice]) -> None:
+        """Assemble the series' slices into its volume; slices of a series stored by an earlier run are placed
+        among the stored ones and the volume replaces the old one (a series may reach the source in parts)."""
         first = pending[0]
         try:
-            volume = assemble_volume([p.slice for p in pending], hounsfield=first.ds.get("Modality") == "CT")
+            slices = [p.slice for p in pending]
+            sources = [p.ids.instance_id for p in pending]
+            extend = node_exists(self.dataset, series_id)
+            if extend:
+                data, attrs = read_node(self.dataset, series_id)
+                slices = slices_from_volume(data, attrs) + slices
+                sources += list(attrs.get("source_instance_ids") or attrs.get("slice_instance_ids") or [])
+            volume = assemble_volume(slices, hounsfield=first.ds.get("Modality") == "CT")
             ids = Ids(first.ids.patient_id, first.ids.study_id, series_id, series_id)
-            node = volume_node(first.ds, volume, ids, key=series_id, cleaning=first.cleaning)
-            written = self._publish(node)
+            node = volume_node(
+                first.ds, volume, ids, key=series_id, cleaning=first.cleaning, source_instance_ids=sources
+            )
+            written = self._publish(node, replace=extend)
         except MedflowError as error:
             for p in pending:
                 self._quarantine(p.source_id, error)

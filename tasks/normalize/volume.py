@@ -39,6 +39,7 @@ class Volume:
     origin: list[float] | None
     orientation: list[float] | None
     instance_ids: list[str] = field(default_factory=list)
+    positions: list[list[float]] | None = None  # ImagePositionPatient of each kept slice, in order (mm)
     spacing_source: str = "positions"
     irregular_spacing: bool = False
     duplicates_dropped: int = 0
@@ -167,6 +168,7 @@ def assemble_volume(slices: Sequence[Slice], *, hounsfield: bool) -> Volume:
         origin=[float(v) for v in ordered[0].position] if with_geometry else None,
         orientation=[float(v) for v in orientation] if orientation is not None else None,
         instance_ids=[s.instance_id for s in ordered],
+        positions=[[float(v) for v in s.position] for s in ordered] if with_geometry else None,  # type: ignore[union-attr]
         spacing_source=source,
         irregular_spacing=irregular,
         duplicates_dropped=duplicates,
@@ -192,3 +194,34 @@ def _order(slices: Sequence[Slice], with_geometry: bool) -> tuple[list[Slice], i
     spacing = float(np.median(gaps))
     irregular = bool(np.max(np.abs(gaps - spacing)) > 0.1 * spacing)
     return [slices[i] for i in kept], len(slices) - len(kept), spacing, "positions", irregular
+
+
+def slices_from_volume(data: np.ndarray, attrs: dict) -> list[Slice]:
+    """The slices of a stored volume (``data`` (Z,Y,X) as stored, ``attrs`` of its node), to assemble it again
+    with slices that arrived later. Stored values are final (CT already in HU): slope 1, intercept 0.
+
+    Raises PixelError (NORMALISE_FAILED) when the stored volume has no slice geometry to sort new slices into.
+    """
+    positions = attrs.get("slice_positions_mm")
+    orientation = attrs.get("orientation")
+    ids = list(attrs.get("slice_instance_ids") or [])
+    if positions is None or orientation is None or len(positions) != data.shape[0] or len(ids) != data.shape[0]:
+        raise PixelError(
+            "the stored volume of this series has no per-slice geometry, so slices that arrive later cannot be "
+            "placed in it; re-ingest the whole series into a new dataset",
+            reason=QuarantineReason.NORMALISE_FAILED,
+            step="normalize",
+        )
+    spacing = attrs.get("spacing") or {}
+    pixel_spacing = (float(spacing.get("y_mm", 1.0)), float(spacing.get("x_mm", 1.0)))
+    return [
+        Slice(
+            pixels=data[k],
+            position=np.asarray(positions[k], dtype=np.float64),
+            orientation=np.asarray(orientation, dtype=np.float64),
+            pixel_spacing=pixel_spacing,
+            slice_thickness=None,
+            instance_id=str(ids[k]),
+        )
+        for k in range(data.shape[0])
+    ]

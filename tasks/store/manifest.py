@@ -46,15 +46,26 @@ def node_row(dataset: Path, key: str) -> dict:
 
 
 def updated_manifest(dataset: Path, run_id: str) -> tuple[pd.DataFrame, int]:
-    """The existing manifest plus rows for nodes it does not list yet; returns (frame, new rows)."""
+    """The existing manifest plus rows for nodes it does not list yet, and fresh rows for nodes replaced since it
+    was written (a volume extended by slices of a later run); returns (frame, new rows)."""
     current = read_manifest(dataset)
-    known = set(current["zarr_key"].str.split("/").str[0]) if "zarr_key" in current else set()
-    new_rows = []
+    listed = list(current["zarr_key"].str.split("/").str[0]) if "zarr_key" in current else []
+    known = set(listed)
+    written_ns = manifest_path(dataset).stat().st_mtime_ns if len(current) else 0
+    root = store_path(dataset)
+    new_rows, replaced = [], {}
     for key in stored_keys(dataset):
-        if key not in known:
+        if key not in known or (root / key / "zarr.json").stat().st_mtime_ns > written_ns:
             row = node_row(dataset, key)
             row["ingest_run_id"] = run_id
-            new_rows.append(row)
+            if key in known:
+                replaced[key] = row
+            else:
+                new_rows.append(row)
+    if replaced:
+        keep = [i for i, key in enumerate(listed) if key not in replaced]
+        current = pd.concat([current.iloc[keep], pd.DataFrame(list(replaced.values()))], ignore_index=True)
+        log.info("manifest: %d rows of replaced nodes refreshed", len(replaced))
     if not new_rows:
         return current, 0
     frame = pd.concat([current, pd.DataFrame(new_rows)], ignore_index=True) if len(current) else pd.DataFrame(new_rows)

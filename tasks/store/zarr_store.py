@@ -28,6 +28,7 @@ from zarr.storage import LocalStore
 
 from tasks.errors import QuarantineReason, StorageError
 from tasks.store.attrs import json_safe
+from tasks.store.exchange import exchange
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,21 @@ def node_exists(dataset: Path, key: str) -> bool:
     return (store_path(dataset) / key / "zarr.json").is_file()
 
 
-def write_node(dataset: Path, key: str, arrays: Mapping[str, ArraySpec], attrs: dict[str, Any]) -> bool:
-    """Write group ``key`` with ``arrays`` atomically. False if ``key`` already exists (nothing written)."""
+def read_node(dataset: Path, key: str, array: str = "0") -> tuple[np.ndarray, dict[str, Any]]:
+    """The data of array ``array`` of node ``key`` and the node's attributes."""
+    group = zarr.open_group(store=LocalStore(store_path(dataset) / key), mode="r", zarr_format=3)
+    return np.asarray(group[array][...]), dict(group.attrs)
+
+
+def write_node(
+    dataset: Path, key: str, arrays: Mapping[str, ArraySpec], attrs: dict[str, Any], *, replace: bool = False
+) -> bool:
+    """Write group ``key`` with ``arrays`` atomically. False if ``key`` already exists (nothing written), unless
+    ``replace``: then the new node takes the old one's place in one step (readers see the old or the new node,
+    never neither or a mix), and the old one is deleted."""
     root = ensure_root(dataset)
     target = root / key
-    if node_exists(dataset, key):
+    if node_exists(dataset, key) and not replace:
         return False
     staging = Path(dataset) / STAGING_DIR / uuid.uuid4().hex
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +115,11 @@ def write_node(dataset: Path, key: str, arrays: Mapping[str, ArraySpec], attrs: 
             )
             array[...] = spec.data
         target.parent.mkdir(parents=True, exist_ok=True)
+        if replace and node_exists(dataset, key):
+            exchange(staging, target)  # the old node is now at ``staging`` and goes below
+            shutil.rmtree(staging, ignore_errors=True)
+            log.debug("replaced %s (%d arrays)", key, len(arrays))
+            return True
         try:
             os.rename(staging, target)
         except OSError:

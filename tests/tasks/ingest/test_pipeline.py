@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -126,3 +127,31 @@ def test_normalisation_recorded_and_applied_at_load(tmp_path, ctx):
     assert video["method"] == "dataset-mean-std" and video["count"] == manifest.loc["US", "view_frames"]
     assert abs(float(load(dataset, view_key, normalise=True).mean())) < 1e-3
     assert load(dataset, view_key).dtype == np.uint8
+
+
+def test_a_series_that_arrives_in_two_runs_is_one_volume(tmp_path, ctx):
+    full = ct_series(tmp_path / "full", n=5, spacing=2.0)
+    part = tmp_path / "part"
+    part.mkdir()
+    for path in full[::2]:  # slices 1, 3 and 5 arrive first
+        shutil.copy(path, part / path.name)
+    grown = tmp_path / "grown"
+    first = ingest_folder(part, grown, ctx, workers=1, run_id="a")
+    assert (first.stored, first.arrays_written) == (3, 1)
+    second = ingest_folder(tmp_path / "full", grown, ctx, workers=1, run_id="b")
+    assert (second.stored, second.skipped, second.arrays_written) == (2, 3, 1)  # the two new slices extend it
+    at_once = tmp_path / "at-once"
+    ingest_folder(tmp_path / "full", at_once, ctx, workers=1, run_id="c")
+    manifest = pd.read_parquet(grown / "manifest.parquet")
+    assert len(manifest) == 1 and manifest.iloc[0].n_source_instances == 5
+    key = manifest.iloc[0].zarr_key
+    grown_volume = zarr.open_group(grown / "store.zarr", mode="r")[key]
+    reference = zarr.open_group(at_once / "store.zarr", mode="r")[key]
+    assert grown_volume.shape == (5, 128, 128)
+    np.testing.assert_array_equal(grown_volume[...], reference[...])  # same slices, same order, same HU
+    assert manifest.iloc[0].spacing_z == pytest.approx(2.0)
+    third = ingest_folder(tmp_path / "full", grown, ctx, workers=1, run_id="d")
+    assert (third.stored, third.skipped, third.arrays_written) == (0, 5, 0)  # idempotent again
+    staging = grown / ".staging"
+    assert not staging.exists() or not any(staging.iterdir())  # the replaced node is gone, nothing half-written
+    assert pd.read_parquet(grown / "manifest.parquet").iloc[0].frames == 5  # the row follows the replaced node

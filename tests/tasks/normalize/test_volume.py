@@ -8,7 +8,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from tasks.errors import PixelError
-from tasks.normalize.volume import assemble_volume, slice_from_dataset, slices_from_enhanced
+from tasks.normalize.volume import assemble_volume, slice_from_dataset, slices_from_enhanced, slices_from_volume
 
 
 def _ct_slices(n: int = 5, spacing: float = 2.5, shuffle_seed: int = 0):
@@ -71,3 +71,26 @@ def test_enhanced_multiframe_mr_uses_per_frame_positions():
     assert volume.data.shape == (10, 64, 64)
     assert volume.spacing[0] > 0 and volume.spacing[1] > 0
     np.testing.assert_array_equal(np.sort(volume.data.ravel()), np.sort(ds.pixel_array.astype(np.int16).ravel()))
+
+
+def test_a_stored_volume_reassembles_with_late_slices_into_the_same_volume():
+    slices, _ = _ct_slices(n=5)
+    whole = assemble_volume(slices, hounsfield=True)
+    early = [s for s in slices if s.instance_id in ("2.25.0", "2.25.2", "2.25.4")]
+    late = [s for s in slices if s.instance_id in ("2.25.1", "2.25.3")]
+    stored = assemble_volume(early, hounsfield=True)
+    attrs = {
+        "slice_positions_mm": stored.positions,
+        "orientation": stored.orientation,
+        "slice_instance_ids": stored.instance_ids,
+        "spacing": {"y_mm": stored.spacing[1], "x_mm": stored.spacing[2]},
+    }
+    again = assemble_volume(slices_from_volume(stored.data, attrs) + late, hounsfield=True)
+    np.testing.assert_array_equal(again.data, whole.data)  # stored HU are not rescaled a second time
+    assert again.instance_ids == whole.instance_ids and again.spacing == pytest.approx(whole.spacing)
+
+
+def test_a_stored_volume_without_slice_geometry_cannot_be_extended():
+    with pytest.raises(PixelError) as info:
+        slices_from_volume(np.zeros((2, 4, 4), np.int16), {"slice_instance_ids": ["a", "b"]})
+    assert info.value.reason == "normalise-failed"
