@@ -64,8 +64,8 @@ def ink_mask(views: list[np.ndarray]) -> np.ndarray:
         threshold = np.where(textured, threshold + BRIGHT * (peak - threshold), threshold)
         ink |= (dev > threshold).reshape(v.shape).any(axis=2)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    strokes = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] > SPECK)
-    return np.isin(labels, strokes[strokes > 0])
+    kept = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] > SPECK)
+    return np.isin(labels, kept[kept > 0])
 
 
 def strokes(ink: np.ndarray) -> np.ndarray:
@@ -118,13 +118,16 @@ def rules(solid: np.ndarray) -> np.ndarray:
 
 def line_slabs(ink: np.ndarray, rows: np.ndarray, top: int, bottom: int) -> list[tuple[int, int]]:
     """Row ranges [a, b) of the text lines in rows [top, bottom) (``rows``: text rows), each ``KEEP`` rows beyond
-    its text rows, the first from ``top``, the last to ``bottom``. Lines are split between two text rows only
-    where rows without any ink (not even a speck) separate them."""
+    its text rows, the first from ``top``, the last to ``bottom``. Lines are split between two text rows only where
+    rows without any ink (not even a speck) separate them and every row neither line keeps is such a row, so no
+    ink between the lines (thin strokes, a rule) is ever left out."""
     empty = ~ink[top:bottom].any(axis=1)
     text = np.flatnonzero(rows[top:bottom]) + top
     starts, ends = [top], []
     for a, b in itertools.pairwise(text):
-        if empty[a + 1 - top : b - top].any():
+        between = empty[a + 1 - top : b - top]
+        uncovered = between[KEEP : len(between) - KEEP]  # rows neither line keeps: they must hold no ink at all
+        if between.any() and uncovered.all():
             ends.append(min(bottom, a + 1 + KEEP))
             starts.append(max(top, b - KEEP))
     ends.append(bottom)

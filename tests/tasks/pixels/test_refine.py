@@ -96,6 +96,18 @@ def test_lines_are_not_cut_where_any_ink_bridges_them() -> None:
     assert len(line_slabs(ink, rows, 0, 30)) == 2
     ink[10:18, 25] = True  # a bridge through every gap row
     assert line_slabs(ink, rows, 0, 30) == [(0, 30)]
+    ink[10:18, 25] = False
+    ink[14, 7] = False
+    ink[16, 30] = True  # thin ink just above the second line, within the rows that line keeps: still cut
+    assert len(line_slabs(ink, rows, 0, 30)) == 2
+
+
+def test_ink_that_neither_line_keeps_prevents_the_cut() -> None:
+    ink = np.zeros((40, 40), bool)
+    ink[2:10, 5:30] = ink[30:38, 5:20] = True
+    rows = ink.sum(axis=1) >= 3
+    ink[20, 10:12] = True  # a thin mark half-way between the lines, beyond both lines' KEEP rows
+    assert line_slabs(ink, rows, 0, 40) == [(0, 40)]
 
 
 def test_a_thin_rule_is_not_text_but_a_filled_label_background_is() -> None:
