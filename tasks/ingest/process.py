@@ -24,7 +24,7 @@ from tasks.ingest.options import IngestOptions
 from tasks.normalize.pixels import decode, frames_first
 from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced, slices_from_volume
 from tasks.quarantine import QuarantineRecord, quarantine
-from tasks.store.zarr_store import node_exists, read_node, write_node
+from tasks.store.zarr_store import node_attrs, node_exists, read_node, write_node
 
 if TYPE_CHECKING:
     from tasks.deid.context import DeidContext
@@ -189,8 +189,8 @@ class BatchProcessor:
 
     def _assembled(self, key: str, instance_id: str) -> bool:
         """Whether the stored volume ``key`` was assembled with the slice ``instance_id`` (pseudonymous)."""
-        if key not in self._stored_slices:
-            _, attrs = read_node(self.dataset, key)
+        if key not in self._stored_slices:  # metadata only: a re-run must not read every stored volume
+            attrs = node_attrs(self.dataset, key)
             self._stored_slices[key] = set(attrs.get("source_instance_ids") or attrs.get("slice_instance_ids") or [])
         return instance_id in self._stored_slices[key]
 

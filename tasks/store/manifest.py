@@ -7,14 +7,13 @@ brought up to date from the store, even after a run was interrupted between writ
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from tasks.atomic import atomic_write_bytes
-from tasks.store.zarr_store import store_path
+from tasks.store.zarr_store import node_attrs, store_path
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,7 @@ def stored_keys(dataset: Path) -> list[str]:
 
 def node_row(dataset: Path, key: str) -> dict:
     """The manifest row recorded in the group metadata of ``key``."""
-    meta = json.loads((store_path(dataset) / key / "zarr.json").read_text())
-    return dict(meta.get("attributes", {}).get("manifest", {}))
+    return dict(node_attrs(dataset, key).get("manifest", {}))
 
 
 def updated_manifest(dataset: Path, run_id: str) -> tuple[pd.DataFrame, int]:

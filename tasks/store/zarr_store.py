@@ -12,6 +12,7 @@ into place with one ``os.rename``, so a reader or an interrupted run never sees 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -79,6 +80,11 @@ def ensure_root(dataset: Path) -> Path:
 def node_exists(dataset: Path, key: str) -> bool:
     """Whether ``key`` was published (its group metadata exists)."""
     return (store_path(dataset) / key / "zarr.json").is_file()
+
+
+def node_attrs(dataset: Path, key: str) -> dict[str, Any]:
+    """The attributes of node ``key``, from its group metadata alone (no array is opened)."""
+    return dict(json.loads((store_path(dataset) / key / "zarr.json").read_text()).get("attributes", {}))
 
 
 def read_node(dataset: Path, key: str, array: str = "0") -> tuple[np.ndarray, dict[str, Any]]:
