@@ -14,7 +14,8 @@ Rule (copied into every audit report as ``pattern_rule``):
   6 digits, when it is a measurement-like number (signed, or with one decimal point: ``-11.2``,
   ``1.000000``), when all its digits are the same (``000000``), or when it is a generic word
   (``GENERIC_WORDS``: yes/no, anonymous, modality codes, body parts, image-type terms, common
-  English words, job titles, equipment vendors, ...);
+  English words, job titles, equipment vendors, the labels of name fields that placeholder names are made
+  of (``Last^First``, whose ``last`` would otherwise match Lightning's ``last.ckpt``), ...);
 * a pattern is also dropped when it equals a whole value of an attribute the profile keeps (not PS3.15-listed,
   or retained by an option: ``Manufacturer``, ``Modality``, ...) in any original: the output carries such
   values by design (an InstitutionName that reads ``GE MEDICAL SYSTEMS`` like the kept Manufacturer).
@@ -45,6 +46,7 @@ _GENERIC_TEXT = """
     NORMAL ROUTINE DEFAULT SERVICE OPERATOR TECHNICIAN RADIOLOGIST STAFF ADMIN USER NURSE RESIDENT
     GE SIEMENS PHILIPS TOSHIBA CANON HITACHI FUJIFILM FUJI AGFA KODAK CARESTREAM HOLOGIC ESAOTE SAMSUNG MINDRAY
     GM SM XC PR AU ECG EPS HD SR IVUS OP SMR AR KER VA SRF KO SEG REG OPT BDUS BMD DOC FID PLAN IOL IVOCT
+    LAST FIRST MIDDLE GIVEN FAMILY SURNAME FORENAME PREFIX SUFFIX
     """
 GENERIC_WORDS = frozenset(w.casefold() for w in _GENERIC_TEXT.split())
 

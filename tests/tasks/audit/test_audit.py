@@ -218,3 +218,20 @@ def test_values_the_profile_keeps_are_not_patterns(originals: Path) -> None:
     labels = collect_patterns(originals).labels
     assert mr.Manufacturer.casefold() not in labels
     assert "quillmore vantage infirmary" in labels
+
+
+def test_checkpoint_names_do_not_match_name_field_labels_but_the_name_still_does(tmp_path: Path) -> None:
+    """pydicom-data's rtplan.dcm is patient "Last^First^mid^pre": Lightning's ``last.ckpt`` in a run folder of the
+    dataset is no leak (a second ``make demo`` failed on it), the full name in a file still is."""
+    from pydicom.data import get_testdata_file
+
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    shutil.copy(get_testdata_file("rtplan.dcm"), originals / "plan.dcm")
+    dataset = tmp_path / "dataset"
+    (dataset / "runs" / "r1" / "checkpoints").mkdir(parents=True)
+    (dataset / "runs" / "r1" / "checkpoints" / "last.ckpt").write_bytes(b"\x00\x01 first weights")
+    assert audit_dataset(dataset, originals, ocr=False).ok
+    (dataset / "runs" / "r1" / "notes.txt").write_text("patient Last^First^mid^pre")
+    report = audit_dataset(dataset, originals, ocr=False)
+    assert not report.ok and {f.path for f in report.findings} == {"runs/r1/notes.txt"}

@@ -23,6 +23,9 @@ from tasks.audit.values import date_variants, is_identifying, name_variants, var
         ("anonymous", False),
         ("ultrasound", False),
         ("1ct1", True),
+        ("last", False),  # a name-field label (pydicom's placeholder "Last^First^mid^pre"), not a name
+        ("first", False),
+        ("last^first^mid^pre", True),  # the whole placeholder name still counts
     ],
 )
 def test_is_identifying(pattern: str, expected: bool) -> None:
