@@ -86,6 +86,8 @@ def batch_task(
     clean_pixels: str | None,
     options: IngestOptions,
     run_id: str,
+    ocr_every_frame: bool | None = None,
+    ocr_engine: str | None = None,
 ) -> dict:
     """De-identify, normalise and store the inputs of one batch; return counts.
 
@@ -95,7 +97,8 @@ def batch_task(
     warnings go to this task's Prefect log.
     """
     logger = get_run_logger()
-    ctx = build_context(key_file, clean_pixels)  # per batch (ms): a long-lived Dask worker sees a rotated key
+    # per batch (ms): a long-lived Dask worker sees a rotated key
+    ctx = build_context(key_file, clean_pixels, ocr_every_frame, ocr_engine)
     pool = registered_pool(run_id)
     args = (Path(batch_file), Path(dataset), ctx, options, run_id)
     counts = pool.submit(run_batch, *args).result() if pool is not None else run_batch(*args)
@@ -136,16 +139,31 @@ def make_task_runner(workers: int, dask_address: str | None) -> Any:
     return ThreadPoolTaskRunner(max_workers=1 if workers <= 1 else 2 * workers)
 
 
-def build_context(key_file: str | None, clean_pixels: str | None) -> Any:
-    """The de-identification context from the key file or MEDFLOW_DEID_KEY (never a flow parameter)."""
-    from tasks.config import load_settings
+def build_context(
+    key_file: str | None, clean_pixels: str | None, ocr_every_frame: bool | None = None, ocr_engine: str | None = None
+) -> Any:
+    """The de-identification context from the key file or MEDFLOW_DEID_KEY (never a flow parameter); the OCR
+    options, when None, come from MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE."""
+    from tasks.config import CleanPixelsMode, load_settings
     from tasks.deid.context import DeidContext
     from tasks.deid.keys import load_key
 
-    settings = load_settings(key_file=Path(key_file) if key_file else None, clean_pixels=clean_pixels)
+    settings = load_settings(
+        key_file=Path(key_file) if key_file else None,
+        clean_pixels=clean_pixels,
+        ocr_every_frame=ocr_every_frame,
+        ocr_engine=ocr_engine,
+    )
     env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
     key = load_key(settings.key_file, env_key)
-    return DeidContext.create(key, clean_pixels=settings.clean_pixels, max_pixel_bytes=settings.max_pixel_bytes)
+    pixel_options = None
+    if CleanPixelsMode(settings.clean_pixels) is not CleanPixelsMode.OFF:
+        from tasks.pixels.options import PixelOptions
+
+        pixel_options = PixelOptions.from_settings(settings)
+    return DeidContext.create(
+        key, clean_pixels=settings.clean_pixels, pixel_options=pixel_options, max_pixel_bytes=settings.max_pixel_bytes
+    )
 
 
 def summary_markdown(summary: IngestSummary) -> str:
@@ -206,8 +224,13 @@ def ingest(
     run_id: str | None = None,
     audit: bool = True,
     audit_ocr: bool = False,
+    ocr_every_frame: bool | None = None,
+    ocr_engine: str | None = None,
 ) -> dict:
     """Turn the DICOM under ``source`` into the de-identified, checked dataset at ``dataset``.
+
+    ``ocr_every_frame`` (paranoid mode) and ``ocr_engine`` choose how burned-in text is found; None leaves them to
+    MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE.
 
     With ``audit`` (on by default, here and in ``medflow ingest``) the PHI audit searches the whole dataset for
     the originals' identifying values at the end (OCR of stored frames only with ``audit_ocr``); any finding
@@ -216,10 +239,11 @@ def ingest(
     logger = get_run_logger()
     run_id = run_id or new_run_id()
     options = IngestOptions(target_fps=target_fps, view_size=view_size, qc=QcRules(max_failure_share=max_failure_share))
-    build_context(key_file, clean_pixels)  # fail fast on a missing/unsafe key; tasks rebuild it themselves
+    ocr = {"ocr_every_frame": ocr_every_frame, "ocr_engine": ocr_engine}
+    build_context(key_file, clean_pixels, **ocr)  # fail fast on a missing/unsafe key or setting; tasks rebuild it
     with dataset_lock(Path(dataset)):
         try:
-            summary = _run_batches(source, dataset, key_file, clean_pixels, options, run_id, workers, dask_address)
+            summary = _run_batches(source, dataset, key_file, clean_pixels, options, run_id, workers, dask_address, ocr)
         finally:  # batch files list source paths: never leave them behind, even when a task failed
             shutil.rmtree(Path(dataset) / WORK_DIR / run_id, ignore_errors=True)
         if audit:
@@ -270,13 +294,14 @@ def _run_batches(
     run_id: str,
     workers: int,
     dask_address: str | None,
+    ocr: dict[str, Any],
 ) -> IngestSummary:
-    """Plan, tag the flow run with the modalities found, run the batch tasks, then manifest and QC."""
+    """Plan, run the batch tasks (they tag the flow run with the modalities found), then manifest and QC."""
     logger = get_run_logger()
     with batch_pool(0 if dask_address else workers, run_id):  # workers start while the run is planned
         planned = plan_task(source, dataset, options, run_id, workers)
         logger.info("run %s: %d batches", run_id, len(planned))
-        common = {"dataset": dataset, "key_file": key_file, "clean_pixels": clean_pixels, "options": options}
+        common = {"dataset": dataset, "key_file": key_file, "clean_pixels": clean_pixels, "options": options, **ocr}
         counts = _submit_batches(planned, {**common, "run_id": run_id}, workers, dask_address)
     summary = IngestSummary(run_id=run_id, dataset=str(dataset))
     add_counts(summary, counts)

@@ -125,6 +125,12 @@ def command(
     audit_ocr: Annotated[
         bool, typer.Option("--audit-ocr", help="Also OCR stored frames in that audit (about 1 s per frame).")
     ] = False,
+    ocr_every_frame: Annotated[
+        bool, typer.Option("--ocr-every-frame", help="Paranoid mode: detect burned-in text on every frame of a cine.")
+    ] = False,
+    ocr_engine: Annotated[
+        str | None, typer.Option("--ocr-engine", help="Text detector: easyocr (default) or rapidocr.")
+    ] = None,
 ) -> None:
     """De-identify, normalise, store and check every file under SOURCE into the dataset at --dataset."""
     from rich.console import Console
@@ -139,6 +145,13 @@ def command(
     if clean_pixels is not None and clean_pixels not in {m.value for m in CleanPixelsMode}:
         console.print("[red]error:[/red] --clean-pixels takes auto, on or off")
         raise typer.Exit(2)
+    try:  # before a server starts: an unknown engine is a usage error, not a failed run
+        from tasks.pixels.options import PixelOptions
+
+        PixelOptions.from_settings(load_settings(ocr_engine=ocr_engine))
+    except MedflowError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
     from flows.ingest import ingest
     from tasks.ingest.folder import new_run_id
 
@@ -162,6 +175,8 @@ def command(
                 run_id=run_id,
                 audit=audit,
                 audit_ocr=audit_ocr,
+                ocr_every_frame=ocr_every_frame or None,  # unset: MEDFLOW_OCR_EVERY_FRAME decides
+                ocr_engine=ocr_engine,
             )
     except MedflowError as error:
         stop.set()

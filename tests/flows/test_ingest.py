@@ -237,7 +237,25 @@ def test_cli_rejects_bad_options_with_a_remedy(tmp_path):
     assert missing.exit_code == 2 and "SOURCE does not exist" in missing.output
     bad = runner.invoke(app, ["ingest", str(tmp_path), "--dataset", str(tmp_path / "ds"), "--clean-pixels", "maybe"])
     assert bad.exit_code == 2 and "auto, on or off" in bad.output
+    engine = runner.invoke(app, ["ingest", str(tmp_path), "--dataset", str(tmp_path / "ds"), "--ocr-engine", "tess"])
+    assert engine.exit_code == 2 and "easyocr" in engine.output and "rapidocr" in engine.output
     assert not (tmp_path / "ds").exists()
+
+
+def test_ocr_options_reach_every_batch_context(tmp_path, monkeypatch):
+    """--ocr-every-frame / --ocr-engine of `medflow ingest` become flow parameters that each batch task turns into
+    its context's pixel options; unset, MEDFLOW_OCR_* decide."""
+    from flows.ingest import build_context
+    from tasks.errors import ConfigError
+
+    key = str(write_key(tmp_path / "key"))
+    ctx = build_context(key, "on", ocr_every_frame=True, ocr_engine="rapidocr")
+    assert ctx.pixel_options.ocr_every_frame and ctx.pixel_options.ocr_engine == "rapidocr"
+    assert not build_context(key, "on").pixel_options.ocr_every_frame
+    monkeypatch.setenv("MEDFLOW_OCR_EVERY_FRAME", "1")
+    assert build_context(key, "on").pixel_options.ocr_every_frame
+    with pytest.raises(ConfigError):
+        build_context(key, "on", ocr_engine="tesseract")
 
 
 def _prefect_servers(home: Path) -> list[int]:
