@@ -144,9 +144,10 @@ def build_context(
 ) -> Any:
     """The de-identification context from the key file or MEDFLOW_DEID_KEY (never a flow parameter); the OCR
     options, when None, come from MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE."""
-    from tasks.config import CleanPixelsMode, load_settings
+    from tasks.config import load_settings
     from tasks.deid.context import DeidContext
     from tasks.deid.keys import load_key
+    from tasks.pixels.options import PixelOptions
 
     settings = load_settings(
         key_file=Path(key_file) if key_file else None,
@@ -156,13 +157,11 @@ def build_context(
     )
     env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
     key = load_key(settings.key_file, env_key)
-    pixel_options = None
-    if CleanPixelsMode(settings.clean_pixels) is not CleanPixelsMode.OFF:
-        from tasks.pixels.options import PixelOptions
-
-        pixel_options = PixelOptions.from_settings(settings)
-    return DeidContext.create(
-        key, clean_pixels=settings.clean_pixels, pixel_options=pixel_options, max_pixel_bytes=settings.max_pixel_bytes
+    return DeidContext.create(  # as `medflow deid` builds it
+        key,
+        clean_pixels=settings.clean_pixels,
+        pixel_options=PixelOptions.from_settings(settings),
+        max_pixel_bytes=settings.max_pixel_bytes,
     )
 
 

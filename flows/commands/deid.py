@@ -7,23 +7,17 @@ from typing import Annotated
 
 import typer
 
+from flows.commands.options import CleanPixels, KeyFile, OcrEngine, OcrEveryFrame, Workers
+
 
 def command(
     source: Annotated[Path, typer.Argument(help="Folder of DICOM files (read only, searched recursively).")],
     output: Annotated[Path, typer.Argument(help="Output folder: <patient>/<study>/<series>/<instance>.dcm.")],
-    key_file: Annotated[
-        Path | None, typer.Option("--key-file", help="Key file from `medflow keygen` (else MEDFLOW_DEID_KEY).")
-    ] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel worker processes.")] = None,
-    clean_pixels: Annotated[
-        str | None, typer.Option("--clean-pixels", help="Burned-in text removal: auto, on or off.")
-    ] = None,
-    ocr_every_frame: Annotated[
-        bool, typer.Option("--ocr-every-frame", help="Paranoid mode: detect burned-in text on every frame of a cine.")
-    ] = False,
-    ocr_engine: Annotated[
-        str | None, typer.Option("--ocr-engine", help="Text detector: easyocr (default) or rapidocr.")
-    ] = None,
+    key_file: KeyFile = None,
+    workers: Workers = None,
+    clean_pixels: CleanPixels = None,
+    ocr_every_frame: OcrEveryFrame = False,
+    ocr_engine: OcrEngine = None,
     option: Annotated[
         list[str] | None,
         typer.Option(

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from flows.commands.options import CleanPixels, KeyFile, OcrEngine, OcrEveryFrame, Workers
+
 
 def _count_run_lines(audit: Path, run_id: str, offset: int) -> int:
     if not audit.exists():
@@ -104,16 +106,12 @@ def _drain_prefect_workers() -> None:
 def command(
     source: Annotated[Path, typer.Argument(help="Folder of DICOM files (read only, searched recursively).")],
     dataset: Annotated[Path, typer.Option("--dataset", help="Dataset folder (created if missing).")],
-    key_file: Annotated[
-        Path | None, typer.Option("--key-file", help="Key file from `medflow keygen` (else MEDFLOW_DEID_KEY).")
-    ] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel worker processes.")] = None,
+    key_file: KeyFile = None,
+    workers: Workers = None,
     dask_address: Annotated[
         str | None, typer.Option("--dask-address", help="Run the batch tasks on this Dask scheduler (tcp://HOST:PORT).")
     ] = None,
-    clean_pixels: Annotated[
-        str | None, typer.Option("--clean-pixels", help="Burned-in text removal: auto, on or off.")
-    ] = None,
+    clean_pixels: CleanPixels = None,
     target_fps: Annotated[float, typer.Option("--target-fps", min=1.0, help="Frame rate of training views.")] = 50.0,
     view_size: Annotated[int, typer.Option("--view-size", min=16, help="Side of the square training view.")] = 112,
     max_failure_share: Annotated[
@@ -125,12 +123,8 @@ def command(
     audit_ocr: Annotated[
         bool, typer.Option("--audit-ocr", help="Also OCR stored frames in that audit (about 1 s per frame).")
     ] = False,
-    ocr_every_frame: Annotated[
-        bool, typer.Option("--ocr-every-frame", help="Paranoid mode: detect burned-in text on every frame of a cine.")
-    ] = False,
-    ocr_engine: Annotated[
-        str | None, typer.Option("--ocr-engine", help="Text detector: easyocr (default) or rapidocr.")
-    ] = None,
+    ocr_every_frame: OcrEveryFrame = False,
+    ocr_engine: OcrEngine = None,
 ) -> None:
     """De-identify, normalise, store and check every file under SOURCE into the dataset at --dataset."""
     from rich.console import Console
