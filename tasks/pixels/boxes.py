@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from tasks.pixels.detector import Box
+
+
+class Line(NamedTuple):
+    """One line of text to mask: its box, and boxes beyond it that must be masked too (where ink runs on)."""
+
+    box: Box
+    extra: tuple[Box, ...] = ()
 
 
 def pad(box: Box, margin: int, shape: tuple[int, ...], relative: float = 0.0) -> Box:
@@ -75,6 +84,12 @@ def merge_lines(boxes: list[Box]) -> list[Box]:
             axis=1,
         )
     return [tuple(int(v) for v in row) for row in arr]
+
+
+def paint_lines(lines: list[Line]) -> list[Box]:
+    """The boxes to mask for text ``lines``: their boxes merged into lines (``merge_lines``), plus each line's
+    extra boxes."""
+    return merge_lines([line.box for line in lines]) + [box for line in lines for box in line.extra]
 
 
 def connected_components(adjacent: np.ndarray) -> tuple[int, np.ndarray]:

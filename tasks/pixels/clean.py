@@ -122,10 +122,11 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
         for b in boxes
         if min(b[2] - b[0], b[3] - b[1]) <= blobs
     ]
+    lines = [bx.Line(box) for _, box in detected]
     if options.refine_boxes:
         maximum = next((image[..., 0] for src, image in images if src == MAXIMUM), None)
-        detected = refined(detected, frames, static, pi, ds, maximum)
-    found = bx.merge_lines([box for _, box in detected])
+        lines = refined(detected, frames, static, pi, ds, maximum)
+    found = bx.paint_lines(lines)
     text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
     mask |= text_mask
 
@@ -218,21 +219,24 @@ def refined(
     pi: str,
     ds: Dataset,
     maximum: np.ndarray | None = None,
-) -> list[tuple[int, Box]]:
-    """Each box shrunk to its ink in the image it was found in (one box per text line it holds). A box of the
-    maximum composite that boxes of other images already cover is dropped: the text was seen in a cleaner view;
-    the others (transient text, or text the other views boxed only in part) are refined on the maximum
-    composite itself, where speckle is bright everywhere, so only ink far brighter than it lets a side move."""
+) -> list[bx.Line]:
+    """Each box shrunk to its ink in the image it was found in: the text lines it holds (``tasks.pixels.refine``).
+    A box of the maximum composite that boxes of other images already cover is dropped: the text was seen in a
+    cleaner view; the others (transient text, or text the other views boxed only in part) are refined on the
+    maximum composite itself, where speckle is bright everywhere, so only ink far brighter than it lets a side
+    move."""
     seen = bx.paint(np.zeros(static.shape, dtype=bool), [box for src, box in detected if src != MAXIMUM])
-    out = []
+    out: list[bx.Line] = []
     for src, box in detected:
         if src == MAXIMUM:
             if bx.coverage(box, seen) >= COVERED:
                 continue
-            lines = refine(box, [maximum[box[1] : box[3], box[0] : box[2]]]) if maximum is not None else [box]
-            out.extend((src, line) for line in lines)
+            if maximum is None:
+                out.append(bx.Line(box))
+                continue
+            out.extend(refine(box, [maximum[box[1] : box[3], box[0] : box[2]]]))
             continue
-        out.extend((src, line) for line in refine(box, source_view(src, frames, static, pi, ds, box)))
+        out.extend(refine(box, source_view(src, frames, static, pi, ds, box)))
     return out
 
 
