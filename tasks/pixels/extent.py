@@ -2,7 +2,7 @@
 
 A row holds text when it holds at least a few stroke pixels (``tasks.pixels.refine.THIN``); a descender, the
 dot of an "i" or the arm of a "+" holds fewer, and a glyph drawn with one-pixel strokes holds none. These
-functions add such rows to the text rows they belong to, never further than half a line away.
+functions add such rows to the text rows they belong to, each within half a line of text already found.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ BRIGHT = 0.5
 threshold moves this far towards that ink: bright annotation text stays ink, speckle grains stop counting."""
 
 PEAK = 0.995
+"""Quantile of a box's deviations from its background taken as its brightest ink."""
 
 MINORITY = 0.5
 """Ink of the other polarity is dropped when it holds at most this share of the text polarity's pixels."""
