@@ -122,10 +122,11 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
         for b in boxes
         if min(b[2] - b[0], b[3] - b[1]) <= blobs
     ]
-    lines = [bx.Line(box) for _, box in detected]
     if options.refine_boxes:
         maximum = next((image[..., 0] for src, image in images if src == MAXIMUM), None)
         lines = refined(detected, frames, static, pi, ds, maximum)
+    else:
+        lines = [bx.Line(box) for _, box in detected]
     found = bx.paint_lines(lines)
     text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
     mask |= text_mask
@@ -228,15 +229,13 @@ def refined(
     seen = bx.paint(np.zeros(static.shape, dtype=bool), [box for src, box in detected if src != MAXIMUM])
     out: list[bx.Line] = []
     for src, box in detected:
-        if src == MAXIMUM:
-            if bx.coverage(box, seen) >= COVERED:
-                continue
-            if maximum is None:
-                out.append(bx.Line(box))
-                continue
-            out.extend(refine(box, [maximum[box[1] : box[3], box[0] : box[2]]]))
+        if src == MAXIMUM and bx.coverage(box, seen) >= COVERED:
             continue
-        out.extend(refine(box, source_view(src, frames, static, pi, ds, box)))
+        if src == MAXIMUM and maximum is not None:  # MAXIMUM boxes come only with the maximum composite
+            views = [maximum[box[1] : box[3], box[0] : box[2]]]
+        else:
+            views = source_view(src, frames, static, pi, ds, box)
+        out.extend(refine(box, views))
     return out
 
 

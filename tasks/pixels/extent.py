@@ -44,6 +44,5 @@ def with_thin_glyphs(thin: np.ndarray, text: np.ndarray, reach: int) -> np.ndarr
 
 def longest_run(flags: np.ndarray) -> int:
     """Length of the longest run of True in a 1-d boolean array."""
-    padded = np.concatenate([[0], flags.astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(padded))
-    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+    runs, count = ndimage.label(flags)
+    return int(np.bincount(runs.ravel())[1:].max()) if count else 0

@@ -63,7 +63,8 @@ def refine(box: Box, views: list[np.ndarray]) -> list[Line]:
     if not rows.any() or not (solid.sum(axis=0) >= THIN).any():  # are not text: strokes are at least 2×2 pixels
         return [Line(box)]
     rows = with_stems(solid, rows)
-    drawn = ink & ~crossing(ink)
+    drawn = ink & ~crossing(ink & ~solid)  # thin lines crossing the box (a sector edge) are not glyphs
+    marks = solid | drawn if flat else solid  # what counts as text in a column strip
     if flat:
         rows = with_thin_glyphs(drawn.any(axis=1), rows, max(1, longest_run(rows) // 2))
     r = np.flatnonzero(rows)
@@ -81,21 +82,22 @@ def refine(box: Box, views: list[np.ndarray]) -> list[Line]:
         else:
             left = 0 if cols[:BAND].any() else max(0, c[0] - keep)
             right = w if cols[-BAND:].any() else min(w, c[-1] + 1 + keep)
-        (top_c, bottom_c), held = strips(solid, a, b, left, right, keep)
+        (top_c, bottom_c), held = strips(marks, a, b, left, right, keep)
         extra = tuple((x0 + c0, y0 + r0, x0 + c1, y0 + r1) for c0, r0, c1, r1 in held)
         out.append(Line((x0 + left, y0 + top_c, x0 + right, y0 + bottom_c), extra))
     return out
 
 
 def strips(
-    solid: np.ndarray, a: int, b: int, left: int, right: int, keep: int = KEEP
+    marks: np.ndarray, a: int, b: int, left: int, right: int, keep: int = KEEP
 ) -> tuple[tuple[int, int], list[Box]]:
     """Rows ``(top, bottom)`` of the line [a, b) × [left, right) of a box, and the column ranges that must keep
     the full rows [a, b) (as boxes (left, a, right, b)). Where the line still reaches the box's top (bottom) edge
     because ink crosses that edge somewhere (a wall of tissue, a speckle grain), the line is cut into
-    ``STRIP``-wide column strips; a strip whose own edge band holds strokes keeps the full rows, the others take
-    the rows of all such strips' strokes plus ``KEEP`` (so thin glyph parts that are not strokes stay inside)."""
-    h = solid.shape[0]
+    ``STRIP``-wide column strips; a strip whose own edge band holds text ``marks`` (strokes; on a flat
+    background every drawn pixel) keeps the full rows, the others take the rows of all such strips' marks plus
+    ``keep``, so no glyph part that counts as text in the whole line is cut in a strip."""
+    h = marks.shape[0]
     whole = (a, b), []
     if (a > 0 and b < h) or right - left < 2 * STRIP:
         return whole
@@ -104,7 +106,7 @@ def strips(
     held: list[tuple[int, int]] = []
     extents: list[tuple[int, int]] = []
     for c0, c1 in zip(bounds, ends, strict=True):
-        st = solid[a:b, c0:c1].any(axis=1)
+        st = marks[a:b, c0:c1].any(axis=1)
         if (a == 0 and st[:BAND].any()) or (b == h and st[-BAND:].any()):
             if held and held[-1][1] == c0:
                 held[-1] = (held[-1][0], c1)

@@ -178,3 +178,15 @@ def test_a_string_in_a_one_pixel_font_on_speckle_is_covered_to_its_last_glyph() 
     loose = (int(xs.min()) - 10, int(ys.min()) - 8, int(xs.max()) + 11, int(ys.max()) + 9)
     lines = refine(loose, [image[loose[1] : loose[3], loose[0] : loose[2]]])
     assert _painted(lines, image.shape)[layer > 128].all()
+
+
+def test_a_wall_across_a_line_leaves_its_one_pixel_descender_masked() -> None:
+    image = np.zeros((60, 200), np.uint8)
+    image[20:30, 30:170] = 255  # a line of bold strokes
+    image[30:37, 120] = 255  # a one-pixel descender hanging from it
+    drawn = image > 0
+    image[:, 36:44] = 180  # tissue across the left end of the line, top to bottom
+    lines = refine((20, 8, 180, 50), [image[8:50, 20:180]])
+    (line,) = lines
+    assert line.extra  # the wall keeps its strips at full height, the rest of the line shrinks ...
+    assert _painted(lines, image.shape)[drawn].all()  # ... but never past the descender
