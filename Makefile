@@ -15,6 +15,7 @@ VSTAMP     := $(VALIDATORS)/.installed
 python:
 	@test -n "$(PYTHON)" || { echo "medflow needs Python 3.11: python3.11 is not on PATH. Install it (Debian/Ubuntu: apt-get install python3.11 python3.11-venv) or run: make PYTHON=/path/to/python3.11 test" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "medflow needs Python 3.11; $(PYTHON) is $$($(PYTHON) -V 2>&1). Run: make PYTHON=/path/to/python3.11 test" >&2; exit 1; }
+	@.ci/system-deps venv $(PYTHON)
 
 $(STAMP): pyproject.toml | python
 	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then echo "$(VENV) is not Python 3.11: recreating it"; rm -rf $(VENV); fi
@@ -31,13 +32,13 @@ $(VSTAMP): tests/validators/requirements.txt | python
 
 validators: $(VSTAMP)
 
-system-deps:
-	@.ci/system-deps
+system-deps: python
+	@.ci/system-deps tests $(PYTHON)
 
 demo: $(STAMP)
 	$(VENV)/bin/medflow demo
 
-test: $(STAMP) $(VSTAMP) system-deps
+test: system-deps $(STAMP) $(VSTAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest --durations=15
 
