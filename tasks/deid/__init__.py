@@ -3,5 +3,5 @@
 Modules: ``profile`` (the rule table, generated from the standard into ``annex_e.json``), ``actions`` (pure
 functions per action code), ``pseudonyms`` and ``keys`` (HMAC-SHA256 under a secret key), ``engine`` (one pass
 over a dataset), ``reader`` (defensive reading), ``instance`` (profile -> pixel cleaning -> marking), ``folder``
-(``medflow deid``), ``table`` (``medflow deid-table``), ``task`` (the Prefect wrapper).
+(``medflow deid``), ``table`` (``medflow deid-table``).
 """
