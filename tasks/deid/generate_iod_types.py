@@ -9,6 +9,10 @@ standard release changes (the generated file is committed in the package)::
     pip download dicom-standard==0.1.0 --no-deps -d /tmp/ds && unzip -q /tmp/ds/*.whl -d /tmp/ds
     python -m tasks.deid.generate_iod_types /tmp/ds/dicom_standard-0.1.0.data/data/standard
 
+The committed table comes from that wheel (PS3.3 of April 2020): the project's newer copies (2024b and later) lack
+the 38 MB ``module_to_attributes.json`` where this table was made. Any folder with the same six files of a newer
+release regenerates it with the command above; SOP classes newer than the table get the strictest Type of any IOD.
+
 Input files (from that folder): ``sops.json``, ``ciods.json``, ``ciod_to_modules.json``,
 ``module_to_attributes.json``, ``ciod_to_fg_macros.json`` and ``macro_to_attributes.json``.
 
@@ -33,9 +37,9 @@ from tasks.deid.profile import TABLE_FILE
 OUTPUT = Path(__file__).with_name("iod_types.json")
 SOURCE = (
     "innolitics/dicom-standard (MIT), PyPI dicom-standard 0.1.0: PS3.3 module tables parsed from the standard "
-    "published on dicom.nema.org in April 2020 (git blob dae8d99c of standard/module_to_attributes.json)"
+    "published on dicom.nema.org on 2020-04-13 (git blob dae8d99c of standard/module_to_attributes.json)"
 )
-RELEASE = "DICOM PS3.3 as current in April 2020 (2020b)"
+RELEASE = "DICOM PS3.3 as published on 2020-04-13 (release 2020a or 2020b; the parser does not record which)"
 COMPOUND_CODES = frozenset({"X/Z", "X/D", "Z/D", "X/Z/D"})
 CONTENT_SEQUENCE = "0040A730"  # SR content items nest recursively: the root item's attributes apply to every item
 SR_CONTENT_MODULE = "sr-document-content"
