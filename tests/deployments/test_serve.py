@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from pathlib import Path
 
@@ -116,10 +117,8 @@ async def _remove_setup() -> None:
             (client.delete_work_pool, CPU_POOL),
             (client.delete_work_pool, GPU_POOL),
         ):
-            try:
+            with contextlib.suppress(ObjectNotFound):
                 await delete(name)
-            except ObjectNotFound:
-                pass
 
 
 @pytest.mark.slow
