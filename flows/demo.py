@@ -40,11 +40,11 @@ def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[P
     The raw inputs hold (synthetic or sample) PHI, like a hospital export; nothing under ``out/dataset``
     does.
     """
-    from flows.commands.demo import stage_sample
     from tasks.deid.keys import load_key
     from tasks.deid.pseudonyms import Pseudonymizer
     from tasks.deid.table import deidentify_table
     from tasks.synth.cohort import make_cohort
+    from tasks.synth.sample import stage_sample
 
     source = out / "source"
     stage_sample(source / "ref")  # folder names are audited as PHI: keep them short
