@@ -1,4 +1,9 @@
-"""The local Prefect server: bound to 127.0.0.1, its home and SQLite database under the state directory.
+"""Every Prefect server medflow starts, bound to 127.0.0.1: the one module that launches them.
+
+- :func:`run_foreground` / :func:`start`: the local server of ``medflow server`` and ``medflow demo`` (``prefect
+  server start``), its home and SQLite database under ``STATE_DIR/prefect``;
+- :func:`temporary_api`: when PREFECT_API_URL is not set, one short-lived server for the duration of a command
+  (``medflow ingest``), Prefect's own ``SubprocessASGIServer`` on a free port of 127.0.0.1.
 
 PostgreSQL instead of SQLite: set ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` (e.g.
 ``postgresql+asyncpg://prefect:PASSWORD@db:5432/prefect``) in the environment; it is passed through unchanged.
@@ -11,6 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +106,73 @@ def start(server: LocalServer, log_path: Path | None = None, timeout_s: float = 
         time.sleep(0.5)
     process.terminate()
     raise ConfigError(f"the Prefect server did not become healthy within {timeout_s:.0f} s; see its log")
+
+
+def run_foreground(server: LocalServer) -> int:
+    """Run the server in the foreground until it exits or Ctrl-C; return its exit status."""
+    try:
+        return subprocess.run(server.command(), env=server.environment(), check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextmanager
+def temporary_api() -> Iterator[None]:
+    """Use PREFECT_API_URL when set; else start ONE temporary server (here, in this process) that a flow and its
+    tasks share, and stop it at the end.
+
+    Local batch tasks run on threads of this process (their work goes to a process pool that never talks to
+    Prefect), so they report to this server through the settings context. The URL is also set in
+    ``os.environ`` and ephemeral mode switched off for the block, so any Prefect process started from
+    here fails loudly instead of starting a second server. Dask workers are not our children: they get the
+    URL from the serialised settings context Prefect sends with each task.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    saved = {k: os.environ.get(k) for k in _SERVER_ENV}
+    os.environ.update(PREFECT_API_URL=server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false")
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}):
+            yield
+    finally:
+        try:
+            drain_prefect_workers()  # send buffered logs and events before the server goes away
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            server.stop()
+
+
+_SERVER_ENV = ("PREFECT_API_URL", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE")
+
+
+def drain_prefect_workers() -> None:
+    """Send the logs and events this process has buffered to the API (before a server stops or a process ends)."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:
+            pass  # the log worker never started
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())
