@@ -98,7 +98,7 @@ def command(
 
     from rich.console import Console
 
-    from deployments.local import is_healthy, local_server, start
+    from deployments.server import is_healthy, local_server, start
     from tasks.config import load_settings
 
     console = Console()
@@ -113,10 +113,12 @@ def command(
         pid = process.pid
     os.environ.update(PREFECT_API_URL=server.api_url)  # before Prefect is imported: flows and workers use it
     from flows.demo import demo
+    from tasks.locations import LocationKind, Locations
 
-    key_file = demo_key()
+    locations = Locations.from_settings(settings)
+    key_file = locations.register(LocationKind.KEY, demo_key())
     console.print(f"demo: {patients} synthetic echo patients + {len(DEMO_FILES)} real pydicom-data files → {out}")
-    result = demo(str(out.resolve()), str(key_file.resolve()), patients=patients)
+    result = demo(locations.register(LocationKind.OUTPUT, out), key_file, patients=patients)
     ingest = result["ingest"]
     console.rule("[bold]medflow demo finished")
     console.print(
@@ -126,7 +128,7 @@ def command(
     shown = {k: v for k, v in result["metrics"].items() if isinstance(v, int | float)}
     console.print("metrics: " + ", ".join(f"{k}={v:.3f}" for k, v in list(shown.items())[:8]))
     console.print(f"dashboard: [link]{server.dashboard_url}[/link]  (flow runs, logs, artifacts)")
-    console.print(f"dataset:   {result['dataset']}  (store.zarr, manifest.parquet, qc/)")
-    console.print(f"report:    {result['report']}")
+    console.print(f"dataset:   {out / 'dataset'}  (store.zarr, manifest.parquet, qc/)")
+    console.print(f"report:    {out / 'dataset' / 'runs' / result['run_id'] / 'report.html'}")
     if pid is not None:
         console.print(f"the server keeps running for the dashboard; stop it with: kill {pid}")
