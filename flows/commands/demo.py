@@ -76,7 +76,7 @@ def print_summary(summary, out: Path) -> None:
     console.print(f"CID 7050 codes (instances): {dict(sorted(codes.items()))}")
     console.print(f"actions applied: {actions}")
     console.print(f"modalities: {dict(modalities)}")
-    console.print(f"output: {out / 'deid'}  (audit: deid-audit.jsonl, rejects: quarantine.jsonl)")
+    console.print(f"output: {out / 'deid'}  (ledger: deid-inputs.jsonl, rejects: quarantine.jsonl)")
 
 
 def command(

@@ -12,23 +12,23 @@ import typer
 from flows.commands.options import CleanPixels, KeyFile, OcrEngine, OcrEveryFrame, Workers
 
 
-def _count_run_lines(audit: Path, run_id: str, offset: int) -> int:
-    if not audit.exists():
+def _count_run_lines(ledger: Path, run_id: str, offset: int) -> int:
+    if not ledger.exists():
         return 0
-    with audit.open("rb") as fh:
+    with ledger.open("rb") as fh:
         fh.seek(offset)
         return sum(1 for line in fh if run_id.encode() in line)
 
 
 def _watch(dataset: Path, run_id: str, stop: threading.Event) -> None:
-    """Rich progress bar fed by the run's plan (files) and its audit lines (inputs finished)."""
+    """Rich progress bar fed by the run's plan (files) and its ledger lines (inputs finished)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tasks.ingest.audit import AUDIT_FILE
     from tasks.ingest.folder import run_plan
+    from tasks.ingest.ledger import LEDGER_FILE
 
-    audit = dataset / AUDIT_FILE
-    offset = audit.stat().st_size if audit.exists() else 0
+    ledger = dataset / LEDGER_FILE
+    offset = ledger.stat().st_size if ledger.exists() else 0
     with Progress(
         TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
     ) as progress:
@@ -36,7 +36,7 @@ def _watch(dataset: Path, run_id: str, stop: threading.Event) -> None:
         while not stop.wait(0.5):
             plan = run_plan(dataset, run_id)
             if plan:
-                progress.update(bar, total=plan["files"], completed=_count_run_lines(audit, run_id, offset))
+                progress.update(bar, total=plan["files"], completed=_count_run_lines(ledger, run_id, offset))
 
 
 def command(

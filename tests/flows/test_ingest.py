@@ -50,8 +50,8 @@ def _source(tmp_path: Path) -> Path:
     return src
 
 
-def _read_audit(dataset: Path, run_id: str) -> list[dict]:
-    lines = (dataset / "audit.jsonl").read_text().splitlines()
+def _read_ledger(dataset: Path, run_id: str) -> list[dict]:
+    lines = (dataset / "inputs.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["run_id"] == run_id]
 
 
@@ -102,8 +102,8 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path, names):
     assert (dataset / first["audit_report"]).is_file()
     assert first["stored"] + first["skipped"] + first["quarantined"] == first["discovered"]
     assert first["quarantine_reasons"] == {"not-dicom": 1, "unsupported": 1}
-    audit = _read_audit(dataset, "run-1")
-    assert len(audit) == 9 and {r["status"] for r in audit} == {"stored", "quarantined"}
+    ledger = _read_ledger(dataset, "run-1")
+    assert len(ledger) == 9 and {r["status"] for r in ledger} == {"stored", "quarantined"}
 
     manifest = pd.read_parquet(dataset / "manifest.parquet")
     assert len(manifest) == first["manifest_rows"] == 5  # CT series → one volume
