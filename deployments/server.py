@@ -88,11 +88,15 @@ def wait_healthy(api_url: str, timeout_s: float = 60.0) -> bool:
         time.sleep(1.0)
 
 
-def start(server: LocalServer, log_path: Path | None = None, timeout_s: float = 120.0) -> subprocess.Popen:
-    """Start the server in the background and wait until it is healthy; the caller stops it (terminate())."""
+def start(
+    server: LocalServer, log_path: Path | None = None, timeout_s: float = 120.0, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start the server in the background (``extra_env``: more settings, e.g. its log level) and wait until it is
+    healthy; the caller stops it (terminate())."""
     log_path = log_path or server.home / "server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(server.command(), env=server.environment(), stdout=log, stderr=subprocess.STDOUT)
+    env = server.environment({**os.environ, **(extra_env or {})})
+    process = subprocess.Popen(server.command(), env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

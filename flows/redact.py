@@ -66,7 +66,18 @@ def redacted_errors(step: str) -> Iterator[None]:
     except Exception as error:
         error_id = _write_error_file(error)
         raise RunFailed(
-            f"{step} failed with {type(error).__name__}; its message is withheld from Prefect (it may quote a file "
-            f"name or a value): see error {error_id} under the worker's state directory ({ERRORS_DIR}/)",
+            f"{step} failed with {type(error).__name__}{_where(error)}; its message is withheld from Prefect (it may "
+            f"quote a file name or a value): see error {error_id} under the worker's state directory ({ERRORS_DIR}/)",
             step=step,
         ) from None
+
+
+def _where(error: BaseException) -> str:
+    """`` at <module file>:<line>`` of the innermost medflow frame that raised it (code, never data), or ''."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).is_relative_to(_PROJECT)]
+    if not frames:
+        return ""
+    return f" at {Path(frames[-1].filename).relative_to(_PROJECT)}:{frames[-1].lineno}"
+
+
+_PROJECT = Path(__file__).resolve().parents[1]

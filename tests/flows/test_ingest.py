@@ -342,3 +342,20 @@ def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, t
     assert "CompressedSamples" not in str(failed.value)
     summary = json.loads((dataset / "ingest-runs" / "leaky.json").read_text())
     assert summary["stored"] == 1 and summary["audit_findings"] >= 1
+
+
+@pytest.mark.slow
+def test_a_missing_source_fails_the_run_with_its_name_before_anything_is_written(prefect_server, tmp_path, names):
+    """A source folder that went away (a deployment's handle, or a sources-file entry) is an error, not a
+    successful run with one quarantined "file"; the message names the location, never its path."""
+    from flows.ingest import ingest
+    from tasks.errors import ConfigError
+
+    src, dataset = tmp_path / "DOE_JOHN_123", tmp_path / "dataset"
+    src.mkdir()
+    places = names(src, dataset, write_key(tmp_path / "key"))
+    src.rmdir()
+    with pytest.raises(ConfigError, match=r"source source-[0-9a-f]{16}: its folder does not exist") as failed:
+        ingest(**places, workers=1, clean_pixels="off", audit=False)
+    assert "DOE" not in str(failed.value) and str(tmp_path) not in str(failed.value)
+    assert not dataset.exists()  # failed before the dataset was created
