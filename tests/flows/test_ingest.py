@@ -303,7 +303,7 @@ def test_cli_without_api_url_starts_one_server_shared_by_workers(tmp_path):
     key = write_key(tmp_path / "key")
     home = tmp_path / "prefect-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MEDFLOW_"))}
-    env.update(PREFECT_HOME=str(home), PYTHONWARNINGS="ignore")
+    env.update(PREFECT_HOME=str(home), MEDFLOW_STATE_DIR=str(tmp_path / "state"), PYTHONWARNINGS="ignore")
     medflow = str(Path(sys.executable).with_name("medflow"))
     args = [medflow, "ingest", str(src), "--dataset", str(tmp_path / "ds"), "--key-file", str(key)]
     log = tmp_path / "console.log"

@@ -58,6 +58,7 @@ def run_cli(
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDFLOW_")}
     env.setdefault("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    env["MEDFLOW_STATE_DIR"] = str(tmp_path / "state")  # where `medflow ingest` registers its location handles
     env["PYTHONWARNINGS"] = "ignore"
     return env
 
