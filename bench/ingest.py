@@ -134,8 +134,15 @@ def run_flow(source: Path, dataset: Path, workers: int, clean_pixels: str) -> di
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.ingest import ingest
+    from tasks.locations import LocationKind, register_location
 
     os.environ["MEDFLOW_DEID_KEY"] = KEY_HEX
+    state = dataset.parent / "state"  # the flow takes location names: register the two folders, as `medflow ingest`
+    os.environ["MEDFLOW_STATE_DIR"] = str(state)
+    places = (
+        register_location(state, LocationKind.SOURCE, source),
+        register_location(state, LocationKind.DATASET, dataset),
+    )
     with prefect_test_harness(server_startup_timeout=180):
         from prefect.client.orchestration import get_client
 
@@ -143,7 +150,7 @@ def run_flow(source: Path, dataset: Path, workers: int, clean_pixels: str) -> di
             client.api_version()  # a long-running `medflow server` has long answered it
         t = time.perf_counter()
         # audit=False: the same work as the plain-Python run, so the gap is orchestration alone
-        summary = ingest(str(source), str(dataset), workers=workers, clean_pixels=clean_pixels, audit=False)
+        summary = ingest(*places, workers=workers, clean_pixels=clean_pixels, audit=False)
         wall = time.perf_counter() - t
     return {**summary, "wall_seconds": wall}
 

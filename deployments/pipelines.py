@@ -6,7 +6,9 @@
   event reports at least ``threshold`` new manifest rows (always when started by hand), holding one slot of
   the global concurrency limit ``gpu``.
 
-Parameters are source names, paths and counts; keys are read from the key file or ``MEDFLOW_DEID_KEY`` inside.
+Parameters are location names (:mod:`tasks.locations`: the configured source, the dataset's name or handle) and
+counts; the sources file (``MEDFLOW_SOURCES_FILE``) and the key (``MEDFLOW_KEY_FILE`` / ``MEDFLOW_DEID_KEY``, or a
+``key_file`` handle) are the worker's settings, read inside. No path is a parameter, a result or a run name.
 (Not named ``flows.py``: Prefect imports an entrypoint file under its stem, which would shadow the ``flows`` package.)
 """
 
@@ -18,75 +20,78 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.redact import redacted_errors
+from tasks.locations import LocationKind, LocationName, Locations, existing_folder
+
 GPU_LIMIT = "gpu"
 
 
-def _settings(key_file: str | None = None, sources_file: str | None = None):
+def _seen(dataset: Path, source: str, key_file: Path | None):
     from tasks.config import load_settings
-
-    return load_settings(
-        key_file=Path(key_file) if key_file else None, sources_file=Path(sources_file) if sources_file else None
-    )
-
-
-def _source(name: str, sources_file: str | None):
-    from tasks.errors import ConfigError
-    from tasks.sources import load_sources
-
-    settings = _settings(sources_file=sources_file)
-    if settings.sources_file is None:
-        raise ConfigError("no sources file: set MEDFLOW_SOURCES_FILE or pass sources_file")
-    for config in load_sources(settings.sources_file):
-        if config.name == name:
-            return config
-    raise ConfigError(f"source {name!r} is not in {settings.sources_file}; add it or fix the deployment")
-
-
-def _seen(dataset: str, source: str, key_file: str | None):
     from tasks.deid.keys import load_key
     from tasks.sources import SeenInstances
 
-    settings = _settings(key_file=key_file)
-    env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
-    return SeenInstances.for_source(Path(dataset), source, load_key(settings.key_file, env_key).secret)
+    return SeenInstances.for_source(dataset, source, load_key(settings=load_settings(key_file=key_file)).secret)
+
+
+def _places(dataset: str, key_file: str | None) -> tuple[Locations, Path, Path | None]:
+    locations = Locations.from_settings()
+    key_path = locations.path(LocationKind.KEY, key_file, must_exist=False) if key_file else None
+    return locations, locations.path(LocationKind.DATASET, dataset, must_exist=False), key_path
 
 
 @task(name="fetch-source", task_run_name="fetch-{source}", cache_policy=NO_CACHE, persist_result=False)
-def fetch_task(source: str, dataset: str, sources_file: str | None, key_file: str | None) -> dict[str, Any]:
-    """Stage the new instances of ``source``; return counts and the staged digests (keyed hashes, no PHI)."""
-    from tasks.sources import fetch_new, staging_dir
+def fetch_task(source: LocationName, dataset: LocationName, key_file: LocationName | None) -> dict[str, Any]:
+    """Stage the new instances of ``source``; return counts and the staged digests (keyed hashes, no PHI).
 
-    config = _source(source, sources_file)
-    staging = staging_dir(_settings().state_dir, source) if config.kind.value != "folder" else Path(str(config.path))
-    result = fetch_new(config, staging, _seen(dataset, source, key_file))
-    staged = sorted(p.stem for p in staging.glob("*.dcm")) if config.kind.value != "folder" else []
-    return {**result.summary(), "kind": config.kind.value, "staging": str(staging), "staged": staged}
+    A folder source is read in place: its folder must exist, else the run fails here with the source's name.
+    """
+    from tasks.sources import SourceKind, fetch_new, staging_dir
+
+    with redacted_errors("fetch-source"):
+        locations, dataset_dir, key_path = _places(dataset, key_file)
+        config = locations.source(source)
+        if config.kind is SourceKind.FOLDER:
+            existing_folder(locations, LocationKind.SOURCE, source)
+            return {"source": source, "kind": config.kind.value, "staged": []}
+        staging = staging_dir(locations.state_dir, source)
+        result = fetch_new(config, staging, _seen(dataset_dir, source, key_path))
+        staged = sorted(p.stem for p in staging.glob("*.dcm"))
+        return {**result.summary(), "kind": config.kind.value, "staged": staged}
 
 
 @task(name="commit-source", task_run_name="commit-{source}", cache_policy=NO_CACHE, persist_result=False)
-def commit_task(source: str, dataset: str, staging: str, digests: list[str], key_file: str | None) -> int:
+def commit_task(source: LocationName, dataset: LocationName, digests: list[str], key_file: LocationName | None) -> int:
     """Record ``digests`` as ingested and delete their staged copies; return how many were deleted."""
-    from tasks.sources import clear_staged
+    from tasks.sources import clear_staged, staging_dir
 
-    _seen(dataset, source, key_file).commit(digests)
-    return clear_staged(Path(staging), digests)
+    with redacted_errors("commit-source"):
+        locations, dataset_dir, key_path = _places(dataset, key_file)
+        _seen(dataset_dir, source, key_path).commit(digests)
+        return clear_staged(staging_dir(locations.state_dir, source), digests)
 
 
 @flow(name="ingest-source", flow_run_name="ingest-{source}", persist_result=False)
 def ingest_source(
-    source: str,
-    dataset: str,
-    sources_file: str | None = None,
-    key_file: str | None = None,
+    source: LocationName,
+    dataset: LocationName,
+    key_file: LocationName | None = None,
     workers: int = 2,
     dask_address: str | None = None,
     clean_pixels: str | None = None,
 ) -> dict[str, Any]:
-    """Fetch what is new from ``source`` and ingest it into ``dataset``."""
+    """Fetch what is new from ``source`` and ingest it into ``dataset`` (location names, resolved by the worker)."""
+    with redacted_errors("ingest-source"):
+        return _ingest_source(source, dataset, key_file, workers, dask_address, clean_pixels)
+
+
+def _ingest_source(
+    source: str, dataset: str, key_file: str | None, workers: int, dask_address: str | None, clean_pixels: str | None
+) -> dict[str, Any]:
     from flows.ingest import ingest
 
     logger = get_run_logger()
-    fetched = fetch_task(source, dataset, sources_file, key_file)
+    fetched = fetch_task(source, dataset, key_file)
     if fetched["kind"] == "folder":
         logger.info("source %s: folder read in place (the ingest skips what is stored)", source)
     else:
@@ -98,11 +103,12 @@ def ingest_source(
             fetched["fetched"],
             len(fetched["staged"]),
         )
+    counts = {k: v for k, v in fetched.items() if k != "staged"}
     if fetched["kind"] != "folder" and not fetched["staged"]:
         logger.info("source %s: nothing new; dataset unchanged", source)
-        return {"source": source, "fetch": {k: v for k, v in fetched.items() if k != "staged"}, "ingest": None}
+        return {"source": source, "fetch": counts, "ingest": None}
     summary = ingest(
-        source=fetched["staging"],
+        source=source,  # resolved by the ingest: the folder of a folder source, else the source's staging folder
         dataset=dataset,
         key_file=key_file,
         workers=workers,
@@ -110,8 +116,8 @@ def ingest_source(
         clean_pixels=clean_pixels,
     )
     if fetched["kind"] != "folder":
-        commit_task(source, dataset, fetched["staging"], fetched["staged"], key_file)
-    return {"source": source, "fetch": {k: v for k, v in fetched.items() if k != "staged"}, "ingest": summary}
+        commit_task(source, dataset, fetched["staged"], key_file)
+    return {"source": source, "fetch": counts, "ingest": summary}
 
 
 def _train_run_name() -> str:
@@ -123,12 +129,15 @@ def _train_run_name() -> str:
 
 @flow(name="train-on-new-data", flow_run_name=_train_run_name, persist_result=False)
 def train_on_new_data(
-    dataset: str,
+    dataset: LocationName,
     new_rows: int | None = None,
     threshold: int = 1,
     train_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``train`` when ``new_rows`` (from the ingest event) reaches ``threshold``; ``None`` means by hand."""
+    """Run ``train`` when ``new_rows`` (from the ingest event) reaches ``threshold``; ``None`` means by hand.
+
+    ``train_options``: ``labels`` (a location name), ``task`` and ``options`` (TrainConfig fields) of ``train``.
+    """
     from prefect.concurrency.sync import concurrency
 
     from flows.train import train
@@ -137,6 +146,6 @@ def train_on_new_data(
     if new_rows is not None and new_rows < threshold:
         logger.info("%d new manifest rows, below the threshold of %d: not training", new_rows, threshold)
         return {"trained": False, "new_rows": new_rows, "threshold": threshold}
-    with concurrency(GPU_LIMIT, occupy=1):
+    with redacted_errors("train-on-new-data"), concurrency(GPU_LIMIT, occupy=1):
         result = train(dataset=dataset, **(train_options or {}))
     return {"trained": True, "new_rows": new_rows, "threshold": threshold, "train": result}

@@ -24,11 +24,15 @@ GPU_POOL = "medflow-gpu"
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What the deployments are parameterised with (paths and numbers only: no keys, no PHI)."""
+    """What the deployments are parameterised with: location names and numbers only (no key, no path, no PHI).
 
-    dataset: Path
+    ``sources_file`` is read here to list the sources (one deployment each); the flow runs read it from their own
+    settings (``MEDFLOW_SOURCES_FILE``).
+    """
+
+    dataset: str
     sources_file: Path | None = None
-    key_file: Path | None = None
+    key_file: str | None = None
     workers: int = 2
     dask_address: str | None = None
     threshold: int = 1
@@ -56,7 +60,7 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
 
     if sources is None:
         sources = load_sources(options.sources_file) if options.sources_file else []
-    dataset = str(options.dataset)
+    dataset = options.dataset
     deployments = [
         ingest_source.to_deployment(
             name=f"ingest-{source.name}",
@@ -64,8 +68,7 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
             parameters={
                 "source": source.name,
                 "dataset": dataset,
-                "sources_file": str(options.sources_file) if options.sources_file else None,
-                "key_file": str(options.key_file) if options.key_file else None,
+                "key_file": options.key_file,
                 "workers": options.workers,
                 "dask_address": options.dask_address,
             },

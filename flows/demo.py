@@ -15,7 +15,9 @@ from prefect import flow, get_run_logger
 
 from flows.evaluate import evaluate
 from flows.ingest import ingest
+from flows.redact import redacted_errors
 from flows.train import train
+from tasks.locations import LocationKind, LocationName, Locations
 
 #: Small enough for a 2-core CPU in a few minutes; the same options a real run takes from ``medflow train``.
 DEMO_TRAINING: dict[str, Any] = {
@@ -44,11 +46,11 @@ def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[P
     The raw inputs hold (synthetic or sample) PHI, like a hospital export; nothing under ``out/dataset``
     does.
     """
-    from flows.commands.demo import stage_sample
     from tasks.deid.keys import load_key
     from tasks.deid.pseudonyms import Pseudonymizer
     from tasks.deid.table import deidentify_table
     from tasks.synth.cohort import make_cohort
+    from tasks.synth.sample import stage_sample
 
     source = out / "source"
     stage_sample(source / "ref")  # folder names are audited as PHI: keep them short
@@ -72,20 +74,24 @@ def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[P
 
 
 @flow(name="demo", persist_result=False)
-def demo(out: str, key_file: str, patients: int = 80, seed: int = 7, workers: int = 2) -> dict[str, Any]:
-    """Ingest bundled real + synthetic DICOM, train a small survival model, evaluate it; return where to look."""
+def demo(
+    out: LocationName, key_file: LocationName, patients: int = 80, seed: int = 7, workers: int = 2
+) -> dict[str, Any]:
+    """Ingest bundled real + synthetic DICOM, train a small survival model, evaluate it; return where to look.
+
+    ``out`` (the demo folder) and ``key_file`` are location names; the subflows get handles of the places made here.
+    """
     logger = get_run_logger()
-    root = Path(out)
-    source, labels = stage_inputs(root, Path(key_file), patients, seed)
-    dataset = root / "dataset"
-    ingested = ingest(str(source), str(dataset), key_file=key_file, workers=workers, audit=True)
-    logger.info("ingest: %s stored, %s quarantined", ingested.get("stored"), ingested.get("quarantined"))
-    trained = train(str(dataset), str(labels), "survival", DEMO_TRAINING)
-    evaluated = evaluate(trained["run_dir"], n_resamples=200)
-    return {
-        "dataset": str(dataset),
-        "ingest": ingested,
-        "run_dir": trained["run_dir"],
-        "report": str(Path(trained["run_dir"]) / "report.html"),
-        "metrics": evaluated,
-    }
+    with redacted_errors("demo"):
+        locations = Locations.from_settings()
+        root = locations.path(LocationKind.OUTPUT, out, must_exist=False)
+        key_path = locations.path(LocationKind.KEY, key_file)
+        source, labels = stage_inputs(root, key_path, patients, seed)
+        dataset = locations.register(LocationKind.DATASET, root / "dataset")
+        ingested = ingest(
+            locations.register(LocationKind.SOURCE, source), dataset, key_file=key_file, workers=workers, audit=True
+        )
+        logger.info("ingest: %s stored, %s quarantined", ingested.get("stored"), ingested.get("quarantined"))
+        trained = train(dataset, locations.register(LocationKind.LABELS, labels), "survival", DEMO_TRAINING)
+        evaluated = evaluate(trained["run_dir"], n_resamples=200)
+    return {"dataset": dataset, "ingest": ingested, "run_id": trained["run_id"], "metrics": evaluated}

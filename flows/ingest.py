@@ -1,24 +1,26 @@
 """Prefect flow ``ingest``: discover → batches by series → parallel batch tasks → manifest + QC → artifacts.
 
-Thin by design: the work is in ``tasks.ingest``. Tasks receive batch-file paths, opaque run ids and the
-key-file path (never the key: each task rebuilds the de-identification context from the key file or
-MEDFLOW_DEID_KEY); they return counts. No arrays, PHI or source paths cross Prefect, and no task result is
-persisted. The flow run is tagged ``modality:<code>`` per modality found and batch task names carry their
-modalities (DICOM defined terms only, never a raw header value; batch tasks carry no tags, whose concurrency
-leases cost seconds per run).
+Thin by design: the work is in ``tasks.ingest``. Every place is a location name (``tasks.locations``: a configured
+name or a handle), resolved to a path inside the flow and inside each task, so no path or file name is a flow or
+task parameter, a result, an artifact, an event or a log line. Tasks receive location names, batch indices and
+opaque run ids (never the key: each task rebuilds the de-identification context from the key file named by
+``key_file`` or from the worker's MEDFLOW_KEY_FILE / MEDFLOW_DEID_KEY); they return counts. No arrays or PHI cross
+Prefect, no task result is persisted, and a failure reaches Prefect only through :mod:`flows.redact`. The flow run
+is tagged ``modality:<code>`` per modality found and batch task names carry their modalities (DICOM defined terms
+only, never a raw header value; batch tasks carry no tags, whose concurrency leases cost seconds per run).
 Locally, batch tasks run on threads (states, logs per batch) that hand the work to one process pool
-per run (:mod:`tasks.ingest.pool`, the pool ``ingest_folder`` uses); ``--dask-address`` runs them on Dask.
+per run (:mod:`tasks.ingest.pool`, the pool ``ingest_folder`` uses); ``--dask-address`` runs them on Dask (the
+workers need the state directory, MEDFLOW_STATE_DIR, to resolve location names).
 At the end the PHI audit (:mod:`tasks.audit`) searches the dataset for the originals' identifying values;
 a finding fails the run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -30,29 +32,53 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.futures import as_completed
+from pydantic import StringConstraints
 
+from flows.redact import redacted_errors
 from tasks.audit.task import audit_task
-from tasks.errors import MedflowError, QuarantineReason
+from tasks.errors import ConfigError, MedflowError, QuarantineReason
 from tasks.ingest.finalize import RUNS_DIR, WORK_DIR, IngestSummary, add_counts, finalize_run, write_run_summary
 from tasks.ingest.folder import new_run_id, prepare_run
 from tasks.ingest.lock import dataset_lock
 from tasks.ingest.options import IngestOptions
 from tasks.ingest.pool import batch_pool, registered_pool, run_batch
+from tasks.locations import LocationKind, LocationName, Locations, existing_folder
 from tasks.qc.rules import QcRules
 
 EVENT = "medflow.dataset.updated"
 PROGRESS_EVERY = 2.0
 """Seconds between progress artifact updates."""
+RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
+"""An opaque run id (``new_run_id``), never a path or a file name."""
+
+
+def batch_file(dataset: Path, run_id: str, index: int) -> Path:
+    """Where :func:`tasks.ingest.discover.write_batches` put batch ``index`` of run ``run_id``."""
+    return dataset / WORK_DIR / run_id / f"batch-{index:05d}.json"
+
+
+def resolve_places(source: str, dataset: str, key_file: str | None) -> tuple[Path, Path, Path | None]:
+    """Source folder (must exist), dataset and key file behind their location names, with this worker's settings."""
+    locations = Locations.from_settings()
+    return (
+        existing_folder(locations, LocationKind.SOURCE, source),
+        locations.path(LocationKind.DATASET, dataset, must_exist=False),
+        locations.path(LocationKind.KEY, key_file, must_exist=False) if key_file else None,  # load_key says why
+    )
 
 
 @task(name="plan-batches", cache_policy=NO_CACHE, persist_result=False)
 def plan_task(
-    source: str, dataset: str, options: IngestOptions, run_id: str, workers: int
-) -> list[tuple[str, list[str]]]:
-    """Discover inputs and write batch files; return (path inside DATASET/.work/<run-id>, modality codes)."""
-    return [
-        (str(b.path), list(b.modalities)) for b in prepare_run(Path(source), Path(dataset), options, run_id, workers)
-    ]
+    source: LocationName, dataset: LocationName, options: IngestOptions, run_id: RunId, workers: int
+) -> list[list[str]]:
+    """Discover inputs and write batch files into DATASET/.work/<run-id>; return each batch's modality codes."""
+    with redacted_errors("plan-batches"):
+        source_dir, dataset_dir, _ = resolve_places(source, dataset, None)
+        planned = prepare_run(source_dir, dataset_dir, options, run_id, workers)
+        for index, batch in enumerate(planned):
+            if batch.path != batch_file(dataset_dir, run_id, index):
+                raise ConfigError("batch files are not where the flow expects them (batch_file and write_batches)")
+        return [list(b.modalities) for b in planned]
 
 
 def modality_tags(modalities: list[str]) -> list[str]:
@@ -78,30 +104,33 @@ def tag_flow_run(tags_: list[str]) -> None:
 
 @task(name="process-batch", task_run_name="batch-{index}-{modalities}", cache_policy=NO_CACHE, persist_result=False)
 def batch_task(
-    batch_file: str,
     index: int,
     modalities: str,
-    dataset: str,
-    key_file: str | None,
+    dataset: LocationName,
+    key_file: LocationName | None,
     clean_pixels: str | None,
     options: IngestOptions,
-    run_id: str,
+    run_id: RunId,
     ocr_every_frame: bool | None = None,
     ocr_engine: str | None = None,
 ) -> dict:
-    """De-identify, normalise and store the inputs of one batch; return counts.
+    """De-identify, normalise and store the inputs of batch ``index``; return counts.
 
     Locally the work runs in the run's process pool (:mod:`tasks.ingest.pool`) and this task thread waits for
     it; on a Dask worker (no pool registered there) it runs right here. The key never is a parameter: the
-    context is rebuilt here from ``key_file`` or MEDFLOW_DEID_KEY. The batch's counts and (PHI-free)
-    warnings go to this task's Prefect log.
+    context is rebuilt here from the key file named by ``key_file`` or the worker's settings. The batch's counts
+    and (PHI-free) warnings go to this task's Prefect log.
     """
     logger = get_run_logger()
-    # per batch (ms): a long-lived Dask worker sees a rotated key
-    ctx = build_context(key_file, clean_pixels, ocr_every_frame, ocr_engine)
-    pool = registered_pool(run_id)
-    args = (Path(batch_file), Path(dataset), ctx, options, run_id)
-    counts = pool.submit(run_batch, *args).result() if pool is not None else run_batch(*args)
+    with redacted_errors("process-batch"):
+        locations = Locations.from_settings()
+        dataset_dir = locations.path(LocationKind.DATASET, dataset)
+        key_path = locations.path(LocationKind.KEY, key_file, must_exist=False) if key_file else None
+        # per batch (ms): a long-lived Dask worker sees a rotated key
+        ctx = build_context(key_path, clean_pixels, ocr_every_frame, ocr_engine)
+        pool = registered_pool(run_id)
+        args = (batch_file(dataset_dir, run_id, index), dataset_dir, ctx, options, run_id)
+        counts = pool.submit(run_batch, *args).result() if pool is not None else run_batch(*args)
     for warning in counts.pop("warnings", []):
         logger.warning("%s", warning)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["reasons"].items()))
@@ -120,9 +149,31 @@ def batch_task(
 
 
 @task(name="manifest-and-qc", cache_policy=NO_CACHE, persist_result=False)
-def finalize_task(dataset: str, summary: IngestSummary, options: IngestOptions) -> IngestSummary:
+def finalize_task(dataset: LocationName, summary: IngestSummary, options: IngestOptions) -> IngestSummary:
     """Update manifest.parquet, pool echo intensity, run the Great Expectations suites."""
-    return finalize_run(Path(dataset), summary, options)
+    with redacted_errors("manifest-and-qc"):
+        dataset_dir = Locations.from_settings().path(LocationKind.DATASET, dataset)
+        summary = finalize_run(dataset_dir, summary, options)
+        if summary.qc_docs:  # relative to the dataset: no path leaves the worker
+            summary.qc_docs = str(Path(summary.qc_docs).relative_to(dataset_dir))
+        return summary
+
+
+@task(name="phi-audit", cache_policy=NO_CACHE, persist_result=False)
+def phi_audit_task(
+    dataset: LocationName, source: LocationName, run_id: RunId, ocr: bool, key_file: LocationName | None
+) -> dict:
+    """The PHI audit of the dataset against the originals (``tasks.audit``), places resolved here; counts only."""
+    with redacted_errors("phi-audit"):
+        source_dir, dataset_dir, key_path = resolve_places(source, dataset, key_file)
+        report = dataset_dir / RUNS_DIR / f"{run_id}-phi-audit.json"
+        return audit_task.fn(
+            str(dataset_dir),
+            str(source_dir),
+            report_path=str(report),
+            ocr=ocr,
+            key_file=str(key_path) if key_path else None,
+        )
 
 
 def make_task_runner(workers: int, dask_address: str | None) -> Any:
@@ -140,9 +191,9 @@ def make_task_runner(workers: int, dask_address: str | None) -> Any:
 
 
 def build_context(
-    key_file: str | None, clean_pixels: str | None, ocr_every_frame: bool | None = None, ocr_engine: str | None = None
+    key_file: Path | None, clean_pixels: str | None, ocr_every_frame: bool | None = None, ocr_engine: str | None = None
 ) -> Any:
-    """The de-identification context from the key file or MEDFLOW_DEID_KEY (never a flow parameter); the OCR
+    """The de-identification context from ``key_file`` or the settings' key (never a flow parameter); the OCR
     options, when None, come from MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE."""
     from tasks.config import load_settings
     from tasks.deid.context import DeidContext
@@ -150,15 +201,10 @@ def build_context(
     from tasks.pixels.options import PixelOptions
 
     settings = load_settings(
-        key_file=Path(key_file) if key_file else None,
-        clean_pixels=clean_pixels,
-        ocr_every_frame=ocr_every_frame,
-        ocr_engine=ocr_engine,
+        key_file=key_file, clean_pixels=clean_pixels, ocr_every_frame=ocr_every_frame, ocr_engine=ocr_engine
     )
-    env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
-    key = load_key(settings.key_file, env_key)
     return DeidContext.create(  # as `medflow deid` builds it
-        key,
+        load_key(settings=settings),
         clean_pixels=settings.clean_pixels,
         pixel_options=PixelOptions.from_settings(settings),
         max_pixel_bytes=settings.max_pixel_bytes,
@@ -166,11 +212,11 @@ def build_context(
 
 
 def summary_markdown(summary: IngestSummary) -> str:
-    """The end-of-run artifact: counts, quarantine reasons, QC results, dataset path."""
+    """The end-of-run artifact: counts, quarantine reasons, QC results, the dataset's location name."""
     lines = [
         f"# Ingest {summary.run_id}",
         "",
-        f"Dataset: `{summary.dataset}`",
+        f"Dataset: `{summary.dataset}` (location name)",
         "",
         "| discovered | stored | skipped | quarantined | arrays written | manifest rows |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -193,14 +239,14 @@ def summary_markdown(summary: IngestSummary) -> str:
     ]
     lines += [f"- `{k}`: {v} rows" for k, v in sorted(summary.qc_by_expectation.items())] or ["- all passed"]
     if summary.qc_docs:
-        lines += ["", f"Data Docs: `{summary.qc_docs}`"]
+        lines += ["", f"Data Docs: `{summary.qc_docs}` in the dataset"]
     if summary.audit_findings is not None:
         lines += [
             "",
             "## PHI audit (against the originals)",
             "",
             f"Findings: **{summary.audit_findings}** in {summary.audit_files_scanned} files scanned; "
-            f"report `{summary.audit_report}` (places and attributes, never values)",
+            f"report `{summary.audit_report}` in the dataset (places and attributes, never values)",
         ]
     return "\n".join(lines)
 
@@ -211,23 +257,26 @@ def _artifact_key(run_id: str) -> str:
 
 @flow(name="ingest", persist_result=False, validate_parameters=True)
 def ingest(
-    source: str,
-    dataset: str,
-    key_file: str | None = None,
+    source: LocationName,
+    dataset: LocationName,
+    key_file: LocationName | None = None,
     workers: int = 2,
     dask_address: str | None = None,
     clean_pixels: str | None = None,
     target_fps: float = 50.0,
     view_size: int = 112,
     max_failure_share: float = 0.25,
-    run_id: str | None = None,
+    run_id: RunId | None = None,
     audit: bool = True,
     audit_ocr: bool = False,
     ocr_every_frame: bool | None = None,
     ocr_engine: str | None = None,
 ) -> dict:
-    """Turn the DICOM under ``source`` into the de-identified, checked dataset at ``dataset``.
+    """Turn the DICOM of source ``source`` into the de-identified, checked dataset ``dataset``.
 
+    ``source``, ``dataset`` and ``key_file`` are location names (:mod:`tasks.locations`): a configured source or
+    location, or a handle ``medflow ingest`` registered; an unknown source or a missing source folder fails the
+    run before anything is written. ``key_file`` None: the worker's MEDFLOW_KEY_FILE / MEDFLOW_DEID_KEY.
     ``ocr_every_frame`` (paranoid mode) and ``ocr_engine`` choose how burned-in text is found; None leaves them to
     MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE.
 
@@ -236,58 +285,63 @@ def ingest(
     fails the run. One run at a time per dataset (``DATASET/.lock``).
     """
     logger = get_run_logger()
-    run_id = run_id or new_run_id()
-    options = IngestOptions(target_fps=target_fps, view_size=view_size, qc=QcRules(max_failure_share=max_failure_share))
-    ocr = {"ocr_every_frame": ocr_every_frame, "ocr_engine": ocr_engine}
-    build_context(key_file, clean_pixels, **ocr)  # fail fast on a missing/unsafe key or setting; tasks rebuild it
-    with dataset_lock(Path(dataset)):
-        try:
-            summary = _run_batches(source, dataset, key_file, clean_pixels, options, run_id, workers, dask_address, ocr)
-        finally:  # batch files list source paths: never leave them behind, even when a task failed
-            shutil.rmtree(Path(dataset) / WORK_DIR / run_id, ignore_errors=True)
-        if audit:
-            _audit(source, dataset, summary, ocr=audit_ocr, key_file=key_file)
-    logger.info("run %s: %s", run_id, summary.line())
-    create_markdown_artifact(summary_markdown(summary), key=_artifact_key(run_id) + "-summary")
+    with redacted_errors("ingest"):
+        run_id = run_id or new_run_id()
+        options = IngestOptions(
+            target_fps=target_fps, view_size=view_size, qc=QcRules(max_failure_share=max_failure_share)
+        )
+        ocr = {"ocr_every_frame": ocr_every_frame, "ocr_engine": ocr_engine}
+        _, dataset_dir, key_path = resolve_places(source, dataset, key_file)  # fails on an unknown or missing source
+        build_context(key_path, clean_pixels, **ocr)  # fail fast on a missing/unsafe key or setting
+        names = {"source": source, "dataset": dataset, "key_file": key_file}
+        with dataset_lock(dataset_dir):
+            try:
+                summary = _run_batches(names, clean_pixels, options, run_id, workers, dask_address, ocr)
+            finally:  # batch files list source paths: never leave them behind, even when a task failed
+                shutil.rmtree(dataset_dir / WORK_DIR / run_id, ignore_errors=True)
+            if audit:
+                _audit(names, dataset_dir, summary, ocr=audit_ocr)
+        logger.info("run %s: %s", run_id, summary.line())
+        _publish(summary, dataset, max_failure_share)
+        return summary.as_dict()
+
+
+def _publish(summary: IngestSummary, dataset: str, max_failure_share: float) -> None:
+    """Artifacts, then the verdict: a PHI finding fails the run; else the event, then QC may fail it."""
+    create_markdown_artifact(summary_markdown(summary), key=_artifact_key(summary.run_id) + "-summary")
     create_table_artifact(
         table=[
             {"expectation": name, "failing_rows": count, "rows": summary.manifest_rows}
             for name, count in sorted(summary.qc_by_expectation.items())
         ]
         or [{"expectation": "all", "failing_rows": 0, "rows": summary.manifest_rows}],
-        key=_artifact_key(run_id) + "-qc",
+        key=_artifact_key(summary.run_id) + "-qc",
         description="Great Expectations: failing manifest rows per expectation",
     )
     if summary.audit_findings:
         raise MedflowError(
             f"PHI audit: {summary.audit_findings} identifying values found in the dataset "
-            f"({summary.audit_files_scanned} files scanned); see {summary.audit_report}",
+            f"({summary.audit_files_scanned} files scanned); see {summary.audit_report} in the dataset",
             reason=QuarantineReason.DEID_FAILED,
             step="audit",
         )
     payload = {k: v for k, v in summary.as_dict().items() if k != "qc_by_expectation"}
     emit_event(
         event=EVENT,
-        resource={
-            "prefect.resource.id": "medflow.dataset." + hashlib.sha256(str(dataset).encode()).hexdigest()[:16],
-            "prefect.resource.name": Path(dataset).name,
-        },
+        resource={"prefect.resource.id": f"medflow.dataset.{dataset}", "prefect.resource.name": dataset},
         payload=payload,
     )
     if summary.qc_exceeded:
         raise MedflowError(
             f"QC failed for {summary.qc_failure_share:.1%} of manifest rows (limit {max_failure_share:.0%}); "
-            f"see {summary.qc_docs}",
+            f"see {summary.qc_docs} in the dataset",
             reason=QuarantineReason.QC_FAILED,
             step="qc",
         )
-    return summary.as_dict()
 
 
 def _run_batches(
-    source: str,
-    dataset: str,
-    key_file: str | None,
+    names: dict[str, str | None],
     clean_pixels: str | None,
     options: IngestOptions,
     run_id: str,
@@ -297,20 +351,27 @@ def _run_batches(
 ) -> IngestSummary:
     """Plan, run the batch tasks (they tag the flow run with the modalities found), then manifest and QC."""
     logger = get_run_logger()
+    dataset = str(names["dataset"])
     with batch_pool(0 if dask_address else workers, run_id):  # workers start while the run is planned
-        planned = plan_task(source, dataset, options, run_id, workers)
+        planned = plan_task(str(names["source"]), dataset, options, run_id, workers)
         logger.info("run %s: %d batches", run_id, len(planned))
-        common = {"dataset": dataset, "key_file": key_file, "clean_pixels": clean_pixels, "options": options, **ocr}
+        common = {
+            "dataset": dataset,
+            "key_file": names["key_file"],
+            "clean_pixels": clean_pixels,
+            "options": options,
+            **ocr,
+        }
         counts = _submit_batches(planned, {**common, "run_id": run_id}, workers, dask_address)
-    summary = IngestSummary(run_id=run_id, dataset=str(dataset))
+    summary = IngestSummary(run_id=run_id, dataset=dataset)
     add_counts(summary, counts)
     return finalize_task(dataset, summary, options)
 
 
 def _submit_batches(
-    planned: list[tuple[str, list[str]]], common: dict[str, Any], workers: int, dask_address: str | None
+    planned: list[list[str]], common: dict[str, Any], workers: int, dask_address: str | None
 ) -> list[dict]:
-    """One ``process-batch`` task per batch file (``common``: the parameters all batches share), named with its
+    """One ``process-batch`` task per batch (``common``: the parameters all batches share), named with its
     modalities; counts as they complete.
 
     The API calls that need not precede the work (tagging the flow run, creating the progress artifact) are made
@@ -320,15 +381,10 @@ def _submit_batches(
     counts: list[dict] = []
     with make_task_runner(workers, dask_address) as runner:
         futures = []
-        for i, (batch_file, modalities) in enumerate(planned):
-            params = {
-                "batch_file": batch_file,
-                "index": i,
-                "modalities": "+".join(modalities) or "none",  # DICOM defined terms only
-                **common,
-            }
+        for i, modalities in enumerate(planned):
+            params = {"index": i, "modalities": "+".join(modalities) or "none", **common}  # DICOM defined terms only
             futures.append(runner.submit(batch_task, params))
-        tag_flow_run(modality_tags(sorted({m for _, modalities in planned for m in modalities})))
+        tag_flow_run(modality_tags(sorted({m for modalities in planned for m in modalities})))
         progress_id = create_progress_artifact(
             0.0, key=_artifact_key(common["run_id"]), description="Ingest progress (batches)"
         )
@@ -341,14 +397,13 @@ def _submit_batches(
     return counts
 
 
-def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool, key_file: str | None) -> None:
-    """PHI audit of the dataset against the originals under ``source``; counts into ``summary``.
+def _audit(names: dict[str, str | None], dataset_dir: Path, summary: IngestSummary, *, ocr: bool) -> None:
+    """PHI audit of the dataset against the originals of the source; counts into ``summary``.
 
-    FIFOs, sockets and devices under ``source`` are never opened by the audit (ingest quarantines them).
+    FIFOs, sockets and devices under the source are never opened by the audit (ingest quarantines them).
     """
-    report = Path(dataset) / RUNS_DIR / f"{summary.run_id}-phi-audit.json"
-    result = audit_task(dataset, source, report_path=str(report), ocr=ocr, key_file=key_file)
+    result = phi_audit_task(str(names["dataset"]), str(names["source"]), summary.run_id, ocr, names["key_file"])
     summary.audit_findings = int(result["findings"])
     summary.audit_files_scanned = int(result["files_scanned"])
-    summary.audit_report = str(Path(RUNS_DIR) / report.name)
-    write_run_summary(Path(dataset), summary)
+    summary.audit_report = str(Path(RUNS_DIR) / f"{summary.run_id}-phi-audit.json")
+    write_run_summary(dataset_dir, summary)

@@ -12,6 +12,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from models.checkpoints import load_state_dict
 from models.datamodule import ClipDataset, ClipSpec
 from models.heads import FusionHead, Objective, objective_from_state
 from models.module import ClinicalModel, InputSpec, prepare_clips
@@ -92,7 +93,6 @@ def load_run(run_dir: Path, checkpoint: str = "best.ckpt") -> TrainedRun:
     path = run_dir / "checkpoints" / checkpoint
     if not path.exists():
         path = run_dir / "checkpoints" / "last.ckpt"
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
+    module.load_state_dict(load_state_dict(path))
     network = _Network(module.backbone, module.head).eval()
     return TrainedRun(run_dir, config, network, objective, input_spec, clip, scaler)

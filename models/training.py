@@ -94,6 +94,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
     from models.callbacks import KLAnnealing
+    from models.checkpoints import load_checkpoint, load_state_dict
     from models.datamodule import ClipDataModule, ClipSpec
     from models.heads import FusionHead, build_objective, objective_from_state
     from models.module import ClinicalModel, InputSpec
@@ -212,13 +213,14 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         num_sanity_val_steps=0,
     )
     resume_ckpt = str(ckpt_dir / "last.ckpt") if previous is not None and (ckpt_dir / "last.ckpt").exists() else None
-    trainer.fit(model, datamodule=dm, ckpt_path=resume_ckpt)
+    if resume_ckpt:
+        load_checkpoint(Path(resume_ckpt))  # refuses a checkpoint that would run code, before Lightning reads it
+    trainer.fit(model, datamodule=dm, ckpt_path=resume_ckpt, weights_only=True)
     if not trainer.is_global_zero:
         return TrainResult(run_id, run_dir, {})
 
     best_path = Path(best.best_model_path) if best.best_model_path else ckpt_dir / "last.ckpt"
-    state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-    model.load_state_dict(state)
+    model.load_state_dict(load_state_dict(best_path))
     model.to("cuda" if gpu else "cpu")
     if cfg.task == "survival" and objective.head == "coxph":
         out, idx = model.predict_outputs(dm.train_eval_dataloader())

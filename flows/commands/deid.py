@@ -52,8 +52,7 @@ def command(
             ocr_every_frame=ocr_every_frame or None,  # unset: MEDFLOW_OCR_EVERY_FRAME decides
             ocr_engine=ocr_engine,
         )
-        env_key = settings.deid_key.get_secret_value() if settings.deid_key else None
-        key = load_key(settings.key_file, env_key)
+        key = load_key(settings=settings)
         options = parse_options(option or [], defaults=not no_default_options)
         ctx = DeidContext.create(
             key,

@@ -40,7 +40,7 @@ def command(
     console = Console(stderr=True)
     try:
         settings = load_settings(key_file=key_file)
-        key = load_key(settings.key_file, settings.deid_key.get_secret_value() if settings.deid_key else None)
+        key = load_key(settings=settings)
         summary = deidentify_table(
             table_in,
             table_out,

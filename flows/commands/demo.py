@@ -11,48 +11,7 @@ from typing import Annotated
 
 import typer
 
-#: Real files from pydicom-data: ultrasound cines, CT/MR (multi-frame, enhanced), every compressed syntax,
-#: objects without pixels (SR, RT plan, ECG waveform), and two bad inputs that must be quarantined.
-DEMO_FILES = (
-    "examples_ybr_color.dcm",  # US cine, 30 frames, JPEG baseline
-    "OBXXXX1A_rle_2frame.dcm",  # US, RLE, 2 frames
-    "US1_J2KR.dcm",  # US, JPEG 2000 lossless
-    "gdcm-US-ALOKA-16.dcm",  # US, implicit VR
-    "JPGLosslessP14SV1_1s_1f_8b.dcm",  # US, JPEG lossless
-    "CT_small.dcm",  # CT, explicit VR little endian
-    "693_J2KR.dcm",  # CT, JPEG 2000 lossless
-    "eCT_Supplemental.dcm",  # enhanced CT, multi-frame
-    "MR_small_jpeg_ls_lossless.dcm",  # MR, JPEG-LS lossless
-    "emri_small_RLE.dcm",  # enhanced MR, 10 frames, RLE
-    "MR2_J2KI.dcm",  # MR, JPEG 2000 lossy
-    "MR-SIEMENS-DICOM-WithOverlays.dcm",  # MR with overlay planes (60xx)
-    "SC_rgb_expb_2frame.dcm",  # secondary capture, explicit VR big endian, 2 frames
-    "SC_rgb_jpeg_dcmtk.dcm",  # secondary capture, JPEG baseline
-    "JPEG-LL.dcm",  # NM, JPEG lossless
-    "JPEGLSNearLossless_08.dcm",  # JPEG-LS near-lossless
-    "image_dfl.dcm",  # deflated explicit VR
-    "liver_1frame.dcm",  # segmentation
-    "rtdose.dcm",  # RT dose, 15 frames
-    "reportsi.dcm",  # structured report (no pixels)
-    "rtplan.dcm",  # RT plan (no pixels)
-    "waveform_ecg.dcm",  # ECG waveform (no image)
-    "MR_truncated.dcm",  # truncated: quarantined
-    "rtplan.dump",  # a text file: quarantined
-)
-
-
-def stage_sample(dest: Path) -> Path:
-    """Copy the curated pydicom-data sample into ``dest`` under neutral names (no extension); return ``dest``."""
-    import shutil
-
-    from pydicom.data import get_testdata_file
-
-    dest.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(DEMO_FILES):
-        target = dest / f"{i:02d}_{Path(name).stem}"  # no extension: medflow reads any file name
-        if not target.exists():
-            shutil.copy(get_testdata_file(name), target)
-    return dest
+from tasks.synth.sample import DEMO_FILES, stage_sample
 
 
 def demo_key(key_file: Path | None = None) -> Path:
@@ -117,7 +76,7 @@ def print_summary(summary, out: Path) -> None:
     console.print(f"CID 7050 codes (instances): {dict(sorted(codes.items()))}")
     console.print(f"actions applied: {actions}")
     console.print(f"modalities: {dict(modalities)}")
-    console.print(f"output: {out / 'deid'}  (audit: deid-audit.jsonl, rejects: quarantine.jsonl)")
+    console.print(f"output: {out / 'deid'}  (ledger: deid-inputs.jsonl, rejects: quarantine.jsonl)")
 
 
 def command(
@@ -139,7 +98,7 @@ def command(
 
     from rich.console import Console
 
-    from deployments.local import is_healthy, local_server, start
+    from deployments.server import is_healthy, local_server, start
     from tasks.config import load_settings
 
     console = Console()
@@ -154,10 +113,12 @@ def command(
         pid = process.pid
     os.environ.update(PREFECT_API_URL=server.api_url)  # before Prefect is imported: flows and workers use it
     from flows.demo import demo
+    from tasks.locations import LocationKind, Locations
 
-    key_file = demo_key()
+    locations = Locations.from_settings(settings)
+    key_file = locations.register(LocationKind.KEY, demo_key())
     console.print(f"demo: {patients} synthetic echo patients + {len(DEMO_FILES)} real pydicom-data files → {out}")
-    result = demo(str(out.resolve()), str(key_file.resolve()), patients=patients)
+    result = demo(locations.register(LocationKind.OUTPUT, out), key_file, patients=patients)
     ingest = result["ingest"]
     console.rule("[bold]medflow demo finished")
     console.print(
@@ -167,7 +128,7 @@ def command(
     shown = {k: v for k, v in result["metrics"].items() if isinstance(v, int | float)}
     console.print("metrics: " + ", ".join(f"{k}={v:.3f}" for k, v in list(shown.items())[:8]))
     console.print(f"dashboard: [link]{server.dashboard_url}[/link]  (flow runs, logs, artifacts)")
-    console.print(f"dataset:   {result['dataset']}  (store.zarr, manifest.parquet, qc/)")
-    console.print(f"report:    {result['report']}")
+    console.print(f"dataset:   {out / 'dataset'}  (store.zarr, manifest.parquet, qc/)")
+    console.print(f"report:    {out / 'dataset' / 'runs' / result['run_id'] / 'report.html'}")
     if pid is not None:
         console.print(f"the server keeps running for the dashboard; stop it with: kill {pid}")

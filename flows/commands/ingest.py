@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,23 +12,23 @@ import typer
 from flows.commands.options import CleanPixels, KeyFile, OcrEngine, OcrEveryFrame, Workers
 
 
-def _count_run_lines(audit: Path, run_id: str, offset: int) -> int:
-    if not audit.exists():
+def _count_run_lines(ledger: Path, run_id: str, offset: int) -> int:
+    if not ledger.exists():
         return 0
-    with audit.open("rb") as fh:
+    with ledger.open("rb") as fh:
         fh.seek(offset)
         return sum(1 for line in fh if run_id.encode() in line)
 
 
 def _watch(dataset: Path, run_id: str, stop: threading.Event) -> None:
-    """Rich progress bar fed by the run's plan (files) and its audit lines (inputs finished)."""
+    """Rich progress bar fed by the run's plan (files) and its ledger lines (inputs finished)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tasks.ingest.audit import AUDIT_FILE
     from tasks.ingest.folder import run_plan
+    from tasks.ingest.ledger import LEDGER_FILE
 
-    audit = dataset / AUDIT_FILE
-    offset = audit.stat().st_size if audit.exists() else 0
+    ledger = dataset / LEDGER_FILE
+    offset = ledger.stat().st_size if ledger.exists() else 0
     with Progress(
         TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
     ) as progress:
@@ -39,68 +36,7 @@ def _watch(dataset: Path, run_id: str, stop: threading.Event) -> None:
         while not stop.wait(0.5):
             plan = run_plan(dataset, run_id)
             if plan:
-                progress.update(bar, total=plan["files"], completed=_count_run_lines(audit, run_id, offset))
-
-
-@contextmanager
-def _prefect_api() -> Iterator[None]:
-    """Use PREFECT_API_URL when set; else start ONE temporary local server (here, in the CLI process) that
-    the flow and its tasks share.
-
-    Local batch tasks run on threads of this process (their work goes to a process pool that never talks to
-    Prefect), so they report to this server through the settings context. The URL is also set in
-    ``os.environ`` and ephemeral mode switched off for the whole flow, so any Prefect process started from
-    here fails loudly instead of starting a second server. Dask workers are not our children: they get the
-    URL from the serialised settings context Prefect sends with each task.
-    """
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
-
-    if PREFECT_API_URL.value():
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start(timeout=180)
-    saved = {k: os.environ.get(k) for k in _SERVER_ENV}
-    os.environ.update(PREFECT_API_URL=server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false")
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}):
-            yield
-    finally:
-        try:
-            _drain_prefect_workers()  # send buffered logs and events before the server goes away
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            server.stop()
-
-
-_SERVER_ENV = ("PREFECT_API_URL", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE")
-
-
-def _drain_prefect_workers() -> None:
-    import inspect
-
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
-    async def drain() -> None:
-        try:
-            result = APILogWorker.instance().drain()
-            if inspect.isawaitable(result):
-                await result
-        except RuntimeError:
-            pass  # the log worker never started
-        result = EventsWorker.drain_all()
-        if inspect.isawaitable(result):
-            await result
-
-    run_coro_as_sync(drain())
+                progress.update(bar, total=plan["files"], completed=_count_run_lines(ledger, run_id, offset))
 
 
 def command(
@@ -146,20 +82,26 @@ def command(
     except MedflowError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    from deployments.server import temporary_api
     from flows.ingest import ingest
     from tasks.ingest.folder import new_run_id
+    from tasks.locations import LocationKind, Locations
 
     settings = load_settings(workers=workers)
+    locations = Locations.from_settings(settings)
+    names = {  # the flow sees handles only: an export folder is often named after its patient
+        "source": locations.register(LocationKind.SOURCE, source),
+        "dataset": locations.register(LocationKind.DATASET, dataset),
+        "key_file": locations.register(LocationKind.KEY, key_file) if key_file else None,
+    }
     run_id = new_run_id()
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(dataset, run_id, stop), daemon=True)
     watcher.start()
     try:
-        with _prefect_api():
+        with temporary_api():
             summary = ingest(
-                str(source.resolve()),
-                str(dataset.resolve()),
-                key_file=str(key_file) if key_file else None,
+                **names,
                 workers=settings.workers,
                 dask_address=dask_address,
                 clean_pixels=clean_pixels,

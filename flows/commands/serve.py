@@ -9,7 +9,9 @@ import typer
 
 
 def command(
-    dataset: Path | None = typer.Option(None, help="Dataset directory the ingests write and training reads."),
+    dataset: str | None = typer.Option(
+        None, help="Dataset the ingests write and training reads: a folder, or a name of MEDFLOW_LOCATIONS."
+    ),
     sources_file: Path | None = typer.Option(
         None, envvar="MEDFLOW_SOURCES_FILE", help="YAML list of sources; one ingest-<name> deployment each."
     ),
@@ -27,7 +29,7 @@ def command(
     port: int = typer.Option(4200, help="Port of the local server, when PREFECT_API_URL is not set."),
 ) -> None:
     """Serve ingest-<source> (cron), train (on medflow.dataset.updated) and evaluate (on medflow.model.trained)."""
-    from deployments.local import local_server, wait_healthy
+    from deployments.server import local_server, wait_healthy
     from tasks.config import load_settings
     from tasks.errors import MedflowError
 
@@ -39,7 +41,7 @@ def command(
         typer.echo(f"Error: no Prefect server at {api_url}; start one with `medflow server` first.", err=True)
         raise typer.Exit(2)
 
-    from deployments.serve import ServeOptions, ensure_infrastructure, serve_all
+    from deployments.serve import ensure_infrastructure, serve_all
 
     try:
         if setup_only:
@@ -51,25 +53,49 @@ def command(
         if dataset is None:
             typer.echo("Error: --dataset is required to serve the deployments.", err=True)
             raise typer.Exit(2)
-        options = ServeOptions(
-            dataset=dataset.resolve(),
-            sources_file=sources_file.resolve() if sources_file else None,
-            key_file=key_file.resolve() if key_file else None,
-            workers=workers,
-            dask_address=dask_address,
-            threshold=threshold,
-            train_options={
-                "labels": str(labels.resolve()) if labels else "",
-                "task": task,
-                "options": _json_object("--train-options", train_options),
-            },
-            evaluate_options=_json_object("--evaluate-options", evaluate_options),
-        )
+        options = _serve_options(
+            settings, dataset, sources_file, key_file, labels, task, train_options, evaluate_options, workers,
+            dask_address, threshold,
+        )  # fmt: skip
         typer.echo(f"Serving medflow deployments against {api_url} (Ctrl-C to stop)")
         serve_all(options, gpus)
     except MedflowError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _serve_options(
+    settings, dataset: str, sources_file: Path | None, key_file: Path | None, labels: Path | None, task: str,
+    train_options: str, evaluate_options: str, workers: int, dask_address: str | None, threshold: int,
+):  # fmt: skip
+    """Register every path given here as a location (the deployments carry names only) and point the served runs,
+    subprocesses of this one, at the same state directory and sources file."""
+    from deployments.serve import ServeOptions
+    from flows.train import PLACE_OPTIONS
+    from tasks.locations import LocationKind, Locations
+
+    locations = Locations.from_settings(settings)
+    os.environ["MEDFLOW_STATE_DIR"] = str(locations.state_dir.resolve())
+    if sources_file is not None:
+        os.environ["MEDFLOW_SOURCES_FILE"] = str(sources_file.resolve())
+    options = _json_object("--train-options", train_options)
+    for option, kind in PLACE_OPTIONS.items():
+        if options.get(option):
+            options[option] = locations.register(kind, Path(options[option]))
+    return ServeOptions(
+        dataset=dataset if dataset in settings.locations else locations.register(LocationKind.DATASET, Path(dataset)),
+        sources_file=sources_file.resolve() if sources_file else None,
+        key_file=locations.register(LocationKind.KEY, key_file) if key_file else None,
+        workers=workers,
+        dask_address=dask_address,
+        threshold=threshold,
+        train_options={
+            "labels": locations.register(LocationKind.LABELS, labels) if labels else "",
+            "task": task,
+            "options": options,
+        },
+        evaluate_options=_json_object("--evaluate-options", evaluate_options),
+    )
 
 
 def _json_object(option: str, text: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import typer
@@ -16,7 +15,7 @@ def command(
 
     Set PREFECT_SERVER_DATABASE_CONNECTION_URL to use PostgreSQL instead of SQLite.
     """
-    from deployments.local import local_server
+    from deployments.server import local_server, run_foreground
     from tasks.config import load_settings
 
     settings = load_settings(state_dir=state_dir)
@@ -24,12 +23,7 @@ def command(
     typer.echo(f"Prefect home: {server.home}")
     typer.echo(f"Dashboard:    {server.dashboard_url}")
     typer.echo(f"Point flows and `medflow serve` at it with: export PREFECT_API_URL={server.api_url}")
-    try:
-        completed = subprocess.run(server.command(), env=server.environment(), check=False)
-    except KeyboardInterrupt:
-        return
-    if completed.returncode not in (0, -2, 130):
-        typer.echo(
-            f"Error: the Prefect server exited with status {completed.returncode} (port {port} in use?)", err=True
-        )
-        raise typer.Exit(completed.returncode)
+    status = run_foreground(server)
+    if status not in (0, -2, 130):
+        typer.echo(f"Error: the Prefect server exited with status {status} (port {port} in use?)", err=True)
+        raise typer.Exit(status)

@@ -1,14 +1,13 @@
 """Heads: the fusion MLP that maps backbone features (+ tabular covariates) to outputs, and the task objectives
 that give those outputs a meaning (loss, score, prediction columns)."""
 
+from models.heads.factory import build_objective, objective_from_state
 from models.heads.fusion import FusionHead
 from models.heads.objectives import (
     EvidentialObjective,
     Objective,
     RegressionObjective,
     SoftmaxObjective,
-    build_objective,
-    objective_from_state,
 )
 from models.heads.survival import SurvivalObjective
 

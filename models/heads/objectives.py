@@ -171,36 +171,3 @@ class EvidentialObjective(SoftmaxObjective):
         cols = super().columns(out)
         cols["uncertainty"] = evidential_uncertainty(self.evidence(out)).cpu().numpy()
         return cols
-
-
-def build_objective(task: str, head: str | None = None, **options: Any) -> Objective:
-    """Objective for ``task`` (survival | classification | regression) and ``head``."""
-    from models.heads.survival import SURVIVAL_HEADS, SurvivalObjective
-
-    if task == "regression":
-        return RegressionObjective()
-    if task == "classification":
-        head = head or "softmax"
-        if head == "softmax":
-            return SoftmaxObjective()
-        if head == "evidential":
-            return EvidentialObjective()
-        raise ValueError(f"unknown classification head {head!r}; choose softmax or evidential")
-    if task == "survival":
-        head = head or "coxph"
-        if head not in SURVIVAL_HEADS:
-            raise ValueError(f"unknown survival head {head!r}; choose one of {', '.join(SURVIVAL_HEADS)}")
-        return SurvivalObjective(head, **options)
-    raise ValueError(f"unknown task {task!r}; choose survival, classification or regression")
-
-
-def objective_from_state(state: dict[str, Any]) -> Objective:
-    """Rebuild a fitted objective from ``Objective.state()``."""
-    from models.heads.survival import SurvivalObjective
-
-    task, head = state["task"], state["head"]
-    if task == "regression":
-        return RegressionObjective(state["mean"], state["std"])
-    if task == "classification":
-        return (EvidentialObjective if head == "evidential" else SoftmaxObjective)(state["classes"])
-    return SurvivalObjective.from_state(state)

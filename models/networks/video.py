@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchvision.models import video
 
+from models.checkpoints import load_state_dict
+
 log = logging.getLogger(__name__)
 
 VIDEO_NETS = {"r2plus1d_18": video.r2plus1d_18, "r3d_18": video.r3d_18, "mc3_18": video.mc3_18}
@@ -37,9 +39,7 @@ def load_local_weights(net: nn.Module, path: Path) -> None:
 
     The classifier (``fc.*``) may differ in size and is skipped; any other mismatch is an error.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = load_state_dict(path)
     state = {k.removeprefix("net."): v for k, v in state.items() if not k.removeprefix("net.").startswith("fc.")}
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)

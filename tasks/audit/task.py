@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,13 +58,14 @@ def audit_task(
 
 def date_shift_for(key_file: str | None) -> Callable[[object], int] | None:
     """The de-identifier's per-patient day offset under the key, or None when no key is configured."""
-    env_value = os.environ.get("MEDFLOW_DEID_KEY")
-    if key_file is None and not env_value:
-        return None
-    from tasks.deid.keys import load_key
+    from tasks.config import load_settings
+    from tasks.deid.keys import key_configured, load_key
     from tasks.deid.pseudonyms import Pseudonymizer
 
-    pseudonyms = Pseudonymizer(load_key(Path(key_file) if key_file else None, env_value))
+    settings = load_settings(key_file=Path(key_file) if key_file else None)
+    if not key_configured(settings):
+        return None
+    pseudonyms = Pseudonymizer(load_key(settings=settings))
 
     def shift(ds: object) -> int:
         return pseudonyms.date_offset_days(

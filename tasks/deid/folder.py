@@ -2,8 +2,8 @@
 
 - Any file name is considered (with or without ``.dcm``); SOURCE is only read, never written.
 - Outputs appear atomically (temporary file + rename); temporaries of an interrupted run are removed.
-- A re-run with the same key skips inputs whose audit row says written and whose output exists.
-- ``OUTPUT/deid-audit.jsonl``: one line per input with a keyed hash of its path, the output path,
+- A re-run with the same key skips inputs whose ledger row says written and whose output exists.
+- ``OUTPUT/deid-inputs.jsonl`` (the ledger): one line per input with a keyed hash of its path, the output path,
   status and action counts; ``OUTPUT/quarantine.jsonl``: inputs not released, with the reason. No PHI.
 """
 
@@ -33,7 +33,8 @@ from tasks.quarantine import QuarantineRecord, quarantine
 
 log = logging.getLogger(__name__)
 
-AUDIT_FILE = "deid-audit.jsonl"
+INPUTS_FILE = "deid-inputs.jsonl"
+LEGACY_INPUTS_FILE = "deid-audit.jsonl"  # its name before 2026-12; still read, so re-runs skip what is done
 DONE_STATUSES = ("written", "skipped", "duplicate")
 
 
@@ -83,7 +84,7 @@ def write_instance(result: DeidentifiedInstance, path: Path) -> None:
 
 
 def process_file(path: Path, relname: str, output: Path, ctx: DeidContext) -> tuple[str, dict[str, int], str | None]:
-    """De-identify one file; log audit/quarantine rows; return (status, action counts, reason)."""
+    """De-identify one file; write its ledger and quarantine rows; return (status, action counts, reason)."""
     source_id = ctx.pseudonymizer.source_id(relname)
     relpath, actions, reason, cleaned = None, {}, None, False
     try:
@@ -115,7 +116,7 @@ def process_file(path: Path, relname: str, output: Path, ctx: DeidContext) -> tu
         "pixels_cleaned": cleaned,
         "time": time.time(),
     }
-    append_jsonl(output / AUDIT_FILE, row)
+    append_jsonl(output / INPUTS_FILE, row)
     return status, actions, reason
 
 
@@ -147,20 +148,20 @@ def _complete(path: Path) -> bool:
 
 
 def finished_sources(output: Path) -> set[str]:
-    """Source ids whose audit row says done and whose output file still exists (for idempotent re-runs)."""
-    audit = output / AUDIT_FILE
+    """Source ids whose ledger row says done and whose output file still exists (for idempotent re-runs)."""
     done: set[str] = set()
-    if not audit.exists():
-        return done
-    with audit.open() as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-            target = output / row["output"] if row.get("output") else None
-            if row.get("status") in DONE_STATUSES and target is not None and _complete(target):
-                done.add(row["source_id"])
+    for ledger in (output / LEGACY_INPUTS_FILE, output / INPUTS_FILE):
+        if not ledger.exists():
+            continue
+        with ledger.open() as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash
+                target = output / row["output"] if row.get("output") else None
+                if row.get("status") in DONE_STATUSES and target is not None and _complete(target):
+                    done.add(row["source_id"])
     return done
 
 

@@ -6,13 +6,14 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 from tasks.errors import ConfigError
 
 MIN_KEY_BYTES = 16
 NEW_KEY_BYTES = 32
 KEY_ENV = "MEDFLOW_DEID_KEY"
-REMEDY = "create one with `medflow keygen PATH` and pass --key-file PATH (or set MEDFLOW_DEID_KEY)"
+REMEDY = "create one with `medflow keygen PATH` and pass --key-file PATH (or set MEDFLOW_KEY_FILE or MEDFLOW_DEID_KEY)"
 
 
 class DeidKey:
@@ -55,25 +56,42 @@ def _decode(text: str) -> bytes:
     return text.encode()
 
 
-def load_key(key_file: Path | None = None, env_value: str | None = None) -> DeidKey:
-    """The key from ``key_file`` (wins) or ``env_value`` (``MEDFLOW_DEID_KEY``).
+def load_key(key_file: Path | None = None, env_value: str | None = None, *, settings: Any | None = None) -> DeidKey:
+    """The de-identification key: the one function every entry point, flow and task loads it with.
 
-    Refuses a missing, empty or short key and a key file readable by group or others.
+    ``key_file`` wins, then ``env_value``; with neither, the settings (``settings``, else read from the environment
+    now): ``MEDFLOW_KEY_FILE``, then ``MEDFLOW_DEID_KEY``. Refuses a missing, empty or short key and a key file
+    readable by group or others.
     """
+    if key_file is None and env_value is None:
+        if settings is None:
+            from tasks.config import load_settings
+
+            settings = load_settings()
+        key_file = settings.key_file
+        env_value = settings.deid_key.get_secret_value() if settings.deid_key else None
     if key_file is not None:
-        path = Path(key_file)
-        if not path.is_file():
-            raise ConfigError(f"key file not found; {REMEDY}")
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"key file is readable by group or others (mode {mode:o}); run `chmod 600` on it")
-        text = path.read_text(errors="strict").strip()
-        if not text:
-            raise ConfigError(f"key file is empty; {REMEDY}")
-        return DeidKey(_decode(text))
+        return _read_key_file(Path(key_file))
     if env_value is not None and env_value.strip():
         return DeidKey(_decode(env_value))
     raise ConfigError(f"no de-identification key given; {REMEDY}")
+
+
+def key_configured(settings: Any) -> bool:
+    """True when ``settings`` name a key (file or ``MEDFLOW_DEID_KEY``), so :func:`load_key` has one to load."""
+    return settings.key_file is not None or bool(settings.deid_key and settings.deid_key.get_secret_value().strip())
+
+
+def _read_key_file(path: Path) -> DeidKey:
+    if not path.is_file():
+        raise ConfigError(f"key file not found; {REMEDY}")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"key file is readable by group or others (mode {mode:o}); run `chmod 600` on it")
+    text = path.read_text(errors="strict").strip()
+    if not text:
+        raise ConfigError(f"key file is empty; {REMEDY}")
+    return DeidKey(_decode(text))
 
 
 def write_new_key(path: Path) -> None:

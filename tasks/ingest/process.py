@@ -1,4 +1,4 @@
-"""Process one batch: read → de-identify (+ clean pixels) → normalise → write Zarr, one audit line per input.
+"""Process one batch: read → de-identify (+ clean pixels) → normalise → write Zarr, one ledger line per input.
 
 Runs inside a worker process (local pool or Dask). Returns counts only; arrays and PHI never leave here.
 """
@@ -17,8 +17,8 @@ from pydicom import Dataset
 
 from tasks.discovery import is_regular_file
 from tasks.errors import InputError, MedflowError, QuarantineReason
-from tasks.ingest.audit import Status, audit
 from tasks.ingest.discover import VOLUME_MODALITIES, read_batch
+from tasks.ingest.ledger import Status, record_input
 from tasks.ingest.nodes import Ids, Node, video_node, volume_node
 from tasks.ingest.options import IngestOptions
 from tasks.normalize.pixels import decode, frames_first
@@ -101,7 +101,7 @@ class BatchProcessor:
         self._stored_slices: dict[str, set[str]] = {}  # series key -> instances its stored volume holds
 
     def _record(self, source_id: str, status: Status, key: str | None, reason: str = "") -> None:
-        audit(self.dataset, source_id=source_id, status=status, run_id=self.run_id, zarr_key=key, reason=reason)
+        record_input(self.dataset, source_id=source_id, status=status, run_id=self.run_id, zarr_key=key, reason=reason)
         if status is Status.STORED:
             self.counts.stored += 1
         elif status is Status.SKIPPED:

@@ -20,6 +20,7 @@ import yaml
 from tasks.deid.keys import load_key, write_new_key
 from tasks.deid.pseudonyms import Pseudonymizer
 from tasks.deid.table import deidentify_table
+from tasks.locations import LocationKind, Locations
 from tasks.synth.cohort import make_cohort
 
 pytestmark = pytest.mark.slow
@@ -121,7 +122,8 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
         "--labels", str(labels), "--task", "survival", "--train-options", json.dumps(TINY_TRAINING),
         "--evaluate-options", json.dumps({"n_resamples": 50}),
     ]  # fmt: skip
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}
+    state = tmp_path / "state"
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT), "MEDFLOW_STATE_DIR": str(state)}
     with log.open("w") as out:
         serve = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -135,15 +137,19 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
 
         gate = _wait_for("train-on-new-data", since, 120, serve, log)
         assert gate.state_type.value == "COMPLETED", log.read_text()[-4000:]
-        assert gate.parameters["new_rows"] >= 4 and gate.parameters["dataset"] == str(dataset)
+        places = Locations(state, {})
+        assert (
+            gate.parameters["new_rows"] >= 4
+            and places.path(LocationKind.DATASET, gate.parameters["dataset"]) == dataset
+        )
         train = _wait_for("train", since, 300, serve, log)
         assert train.state_type.value == "COMPLETED", log.read_text()[-4000:]
         evaluate = _wait_for("evaluate", since, 300, serve, log)
         assert evaluate.state_type.value == "COMPLETED", log.read_text()[-4000:]
-        run_dirs = list((dataset / "runs").iterdir())
-        assert evaluate.parameters["run_dir"] in {str(p) for p in run_dirs}
+        (run_dir,) = (dataset / "runs").iterdir()
+        assert places.path(LocationKind.RUN, evaluate.parameters["run_dir"]) == run_dir.resolve()  # a handle
         assert evaluate.parameters["n_resamples"] == 50  # deployment defaults merged with the event's run_dir
-        assert (Path(evaluate.parameters["run_dir"]) / "report.html").exists()
+        assert (run_dir / "report.html").exists()
     finally:
         serve.send_signal(signal.SIGINT)
         try:
@@ -161,4 +167,5 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
     text = "\n".join(published)
     leaked = sorted(value for value in phi if value in text)
     assert not leaked, f"{len(leaked)} planted PHI values reached Prefect"
+    assert str(tmp_path) not in text  # nor any path: sources, dataset, labels, key and runs are location names
     assert "fetch-inbox" in text and "train-after-" in text  # meaningful names did reach the server

@@ -32,10 +32,11 @@ SOURCES = [
 @pytest.fixture(scope="module")
 def deployments() -> dict:
     options = ServeOptions(
-        dataset=Path("/data/ds"),
+        dataset="main",
         sources_file=Path("/etc/medflow/sources.yaml"),
+        key_file="key-0123456789abcdef",
         threshold=25,
-        train_options={"labels": "/data/labels.csv", "task": "survival", "options": {"epochs": 2}},
+        train_options={"labels": "labels-0123456789abcdef", "task": "survival", "options": {"epochs": 2}},
         evaluate_options={"n_resamples": 100},
     )
     return {d.name: d for d in build_deployments(options, SOURCES)}
@@ -47,9 +48,13 @@ def test_one_scheduled_ingest_per_source(deployments: dict) -> None:
         deployment = deployments[f"ingest-{source.name}"]
         (schedule,) = deployment.schedules
         assert schedule.schedule.cron == source.cron
-        assert deployment.parameters["source"] == source.name
-        assert deployment.parameters["dataset"] == "/data/ds"
-        assert deployment.parameters["sources_file"] == "/etc/medflow/sources.yaml"
+        assert deployment.parameters == {  # location names only: no path is a deployment parameter
+            "source": source.name,
+            "dataset": "main",
+            "key_file": "key-0123456789abcdef",
+            "workers": 2,
+            "dask_address": None,
+        }
         assert f"source:{source.name}" in deployment.tags
         assert deployment.flow_name == "ingest-source"
         assert not deployment.triggers
@@ -95,6 +100,17 @@ def test_prefect_yaml_matches_the_python_deployments() -> None:
     assert by_name["train"]["triggers"][0]["expect"] == [DATASET_UPDATED]
     assert by_name["evaluate"]["triggers"][0]["expect"] == [MODEL_TRAINED]
     assert "threshold" in by_name["train"]["parameters"]
+    for deployment in spec["deployments"]:  # names, never paths (a Dask address is a URL of a host)
+        values = {k: v for k, v in deployment.get("parameters", {}).items() if k != "dask_address"}
+        assert not [v for v in values.values() if isinstance(v, str) and "/" in v], deployment["name"]
+
+
+def test_python_deployments_carry_no_path(deployments: dict) -> None:
+    import json
+
+    for deployment in deployments.values():
+        values = {k: v for k, v in deployment.parameters.items() if k != "dask_address"}
+        assert "/" not in json.dumps(values), deployment.name
 
 
 async def _read_setup() -> tuple:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.local import is_healthy, local_server
+from deployments.server import is_healthy, local_server
 
 
 def _free_port() -> int:

@@ -17,11 +17,29 @@ import pandas as pd
 import pytest
 import zarr
 
+from tasks.locations import LocationKind, register_location
 from tests.tasks.ingest.sources import copy_testdata, ct_series, overflowing_ct_series, write_key
 
 # one ultrasound cine (pixels cleaned by OCR under clean_pixels=auto), MR single and enhanced, NM, a non-image
 REAL_FILES = ["MR_small.dcm", "emri_small.dcm", "examples_ybr_color.dcm", "JPEG-LL.dcm", "rtplan.dcm"]
 SOURCE_PHI = ["CompressedSamples^MR1", "CompressedSamples^CT1", "4MR1", "1CT1"]  # PatientName/ID of the inputs
+
+
+@pytest.fixture
+def names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``names(source, dataset, key)``: their handles in a state directory of this test (MEDFLOW_STATE_DIR), which
+    the flow and its tasks resolve them with: flows take location names, never paths."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("MEDFLOW_STATE_DIR", str(state))
+
+    def register(source: Path, dataset: Path, key: Path) -> dict[str, str]:
+        return {
+            "source": register_location(state, LocationKind.SOURCE, source),
+            "dataset": register_location(state, LocationKind.DATASET, dataset),
+            "key_file": register_location(state, LocationKind.KEY, key),
+        }
+
+    return register
 
 
 def _source(tmp_path: Path) -> Path:
@@ -32,8 +50,8 @@ def _source(tmp_path: Path) -> Path:
     return src
 
 
-def _read_audit(dataset: Path, run_id: str) -> list[dict]:
-    lines = (dataset / "audit.jsonl").read_text().splitlines()
+def _read_ledger(dataset: Path, run_id: str) -> list[dict]:
+    lines = (dataset / "inputs.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["run_id"] == run_id]
 
 
@@ -73,21 +91,19 @@ async def _batch_names_and_tags() -> tuple[set[str], set[str], set[str]]:
 
 
 @pytest.mark.slow
-def test_ingest_flow_end_to_end(prefect_server, tmp_path):
+def test_ingest_flow_end_to_end(prefect_server, tmp_path, names):
     from flows.ingest import ingest
 
     src, dataset = _source(tmp_path), tmp_path / "dataset"
-    key = write_key(tmp_path / "key")
-    first = ingest(
-        str(src), str(dataset), key_file=str(key), workers=1, clean_pixels="auto", run_id="run-1", audit=True
-    )
+    places = names(src, dataset, write_key(tmp_path / "key"))
+    first = ingest(**places, workers=1, clean_pixels="auto", run_id="run-1", audit=True)
     assert first["discovered"] == 9
     assert first["audit_findings"] == 0 and first["audit_files_scanned"] > 0  # the in-flow PHI audit ran
     assert (dataset / first["audit_report"]).is_file()
     assert first["stored"] + first["skipped"] + first["quarantined"] == first["discovered"]
     assert first["quarantine_reasons"] == {"not-dicom": 1, "unsupported": 1}
-    audit = _read_audit(dataset, "run-1")
-    assert len(audit) == 9 and {r["status"] for r in audit} == {"stored", "quarantined"}
+    ledger = _read_ledger(dataset, "run-1")
+    assert len(ledger) == 9 and {r["status"] for r in ledger} == {"stored", "quarantined"}
 
     manifest = pd.read_parquet(dataset / "manifest.parquet")
     assert len(manifest) == first["manifest_rows"] == 5  # CT series → one volume
@@ -123,7 +139,7 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path):
 
     # a re-run writes nothing new and says so
     before = sorted(p.name for p in (dataset / "store.zarr").iterdir())
-    second = ingest(str(src), str(dataset), key_file=str(key), workers=1, clean_pixels="auto", run_id="run-2")
+    second = ingest(**places, workers=1, clean_pixels="auto", run_id="run-2")
     assert second["arrays_written"] == 0 and second["new_rows"] == 0
     assert second["skipped"] == 7 and second["quarantined"] == 2
     assert sorted(p.name for p in (dataset / "store.zarr").iterdir()) == before
@@ -144,7 +160,7 @@ async def _latest_flow_run_task_logs(prefix: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_batches_in_the_process_pool_log_counts_and_worker_warnings_to_their_task(prefect_server, tmp_path):
+def test_batches_in_the_process_pool_log_counts_and_worker_warnings_to_their_task(prefect_server, tmp_path, names):
     """workers=2: batch tasks on threads, the work in forkserver processes; each task's Prefect log has its
     counts and the (PHI-free) warnings its worker logged."""
     from prefect.logging.handlers import APILogWorker
@@ -155,8 +171,8 @@ def test_batches_in_the_process_pool_log_counts_and_worker_warnings_to_their_tas
     ct_series(src / "ct", n=2)
     overflowing_ct_series(src / "ct-overflow", n=2)
     copy_testdata(src, ["MR_small.dcm", "SC_rgb.dcm"])
-    key = write_key(tmp_path / "key")
-    summary = ingest(str(src), str(dataset), key_file=str(key), workers=2, clean_pixels="off", run_id="pooled")
+    places = names(src, dataset, write_key(tmp_path / "key"))
+    summary = ingest(**places, workers=2, clean_pixels="off", run_id="pooled")
     assert summary["stored"] == 6 and summary["batches"] >= 2 and summary["audit_findings"] == 0
     APILogWorker.drain_all()  # logs reach the server in the background; task runs are recorded from events
     pattern = r"batch \d+: \d+ inputs = \d+ stored \+ \d+ skipped"
@@ -186,14 +202,14 @@ def _wait_for_port(port: int, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.slow
-def test_ingest_on_a_real_dask_cluster(prefect_server, tmp_path):
+def test_ingest_on_a_real_dask_cluster(prefect_server, tmp_path, names):
     from distributed import Client
 
     from flows.ingest import ingest
 
     port = _free_port()
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # MEDFLOW_STATE_DIR shared
     scheduler = subprocess.Popen(
         [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
         env=env,
@@ -216,8 +232,8 @@ def test_ingest_on_a_real_dask_cluster(prefect_server, tmp_path):
         ct_series(src / "ct", n=2)
         copy_testdata(src, ["MR_small.dcm", "SC_rgb.dcm"])
         dataset = tmp_path / "dataset"
-        key = write_key(tmp_path / "key")
-        summary = ingest(str(src), str(dataset), key_file=str(key), dask_address=address, clean_pixels="off")
+        places = names(src, dataset, write_key(tmp_path / "key"))
+        summary = ingest(**places, dask_address=address, clean_pixels="off")
         assert summary["discovered"] == 4 and summary["stored"] == 4 and summary["batches"] >= 1
         assert len(pd.read_parquet(dataset / "manifest.parquet")) == 3
     finally:
@@ -287,7 +303,7 @@ def test_cli_without_api_url_starts_one_server_shared_by_workers(tmp_path):
     key = write_key(tmp_path / "key")
     home = tmp_path / "prefect-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MEDFLOW_"))}
-    env.update(PREFECT_HOME=str(home), PYTHONWARNINGS="ignore")
+    env.update(PREFECT_HOME=str(home), MEDFLOW_STATE_DIR=str(tmp_path / "state"), PYTHONWARNINGS="ignore")
     medflow = str(Path(sys.executable).with_name("medflow"))
     args = [medflow, "ingest", str(src), "--dataset", str(tmp_path / "ds"), "--key-file", str(key)]
     log = tmp_path / "console.log"
@@ -311,7 +327,7 @@ def test_cli_without_api_url_starts_one_server_shared_by_workers(tmp_path):
 
 
 @pytest.mark.slow
-def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, tmp_path):
+def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, tmp_path, names):
     """A value of an original anywhere in the dataset (here a stray note) fails the flow; counts only."""
     from flows.ingest import ingest
     from tasks.errors import MedflowError
@@ -320,9 +336,26 @@ def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, t
     copy_testdata(src, ["MR_small.dcm"])
     dataset.mkdir()
     (dataset / "notes.txt").write_text("reviewed by CompressedSamples^MR1\n")  # the original's PatientName
-    key = write_key(tmp_path / "key")
+    places = names(src, dataset, write_key(tmp_path / "key"))
     with pytest.raises(MedflowError, match=r"PHI audit: \d+ identifying values") as failed:
-        ingest(str(src), str(dataset), key_file=str(key), workers=1, clean_pixels="off", run_id="leaky", audit=True)
+        ingest(**places, workers=1, clean_pixels="off", run_id="leaky", audit=True)
     assert "CompressedSamples" not in str(failed.value)
     summary = json.loads((dataset / "ingest-runs" / "leaky.json").read_text())
     assert summary["stored"] == 1 and summary["audit_findings"] >= 1
+
+
+@pytest.mark.slow
+def test_a_missing_source_fails_the_run_with_its_name_before_anything_is_written(prefect_server, tmp_path, names):
+    """A source folder that went away (a deployment's handle, or a sources-file entry) is an error, not a
+    successful run with one quarantined "file"; the message names the location, never its path."""
+    from flows.ingest import ingest
+    from tasks.errors import ConfigError
+
+    src, dataset = tmp_path / "DOE_JOHN_123", tmp_path / "dataset"
+    src.mkdir()
+    places = names(src, dataset, write_key(tmp_path / "key"))
+    src.rmdir()
+    with pytest.raises(ConfigError, match=r"source source-[0-9a-f]{16}: its folder does not exist") as failed:
+        ingest(**places, workers=1, clean_pixels="off", audit=False)
+    assert "DOE" not in str(failed.value) and str(tmp_path) not in str(failed.value)
+    assert not dataset.exists()  # failed before the dataset was created

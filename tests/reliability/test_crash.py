@@ -58,6 +58,7 @@ def run_cli(
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDFLOW_")}
     env.setdefault("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    env["MEDFLOW_STATE_DIR"] = str(tmp_path / "state")  # where `medflow ingest` registers its location handles
     env["PYTHONWARNINGS"] = "ignore"
     return env
 
@@ -103,7 +104,7 @@ def _dataset_state(dataset: Path) -> tuple[dict, list[dict], set]:
     rows = sorted(
         (json.dumps(_stable(r), sort_keys=True, default=str) for r in manifest.to_dict("records")),
     )
-    return nodes, rows, _released(dataset, "audit.jsonl")
+    return nodes, rows, _released(dataset, "inputs.jsonl")
 
 
 def _reference_run(source: Path, dataset: Path) -> None:
@@ -139,7 +140,7 @@ def crash_runs(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) ->
 
     def ingest(dataset: Path, kill_after: int | None) -> int:
         args = ["ingest", str(source), "--dataset", str(dataset), "--key-file", str(key), "--workers", "2"]
-        return run_cli(args, env, kill_after=kill_after, progress=dataset / "audit.jsonl", log=log, timeout=400)
+        return run_cli(args, env, kill_after=kill_after, progress=dataset / "inputs.jsonl", log=log, timeout=400)
 
     log = tmp / "console.log"
     _reference_run(source, reference)
@@ -147,7 +148,7 @@ def crash_runs(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) ->
     rng = random.Random(8)
     kills = 0
     for point in (rng.randint(1, total // 3), rng.randint(total // 3, total - 1), total):
-        done = _lines(crashed / "audit.jsonl")
+        done = _lines(crashed / "inputs.jsonl")
         kills += ingest(crashed, max(1, point - done)) == -signal.SIGKILL
     assert ingest(crashed, None) == 0, log.read_text()[-3000:]
     return CrashRuns(reference, crashed, kills)

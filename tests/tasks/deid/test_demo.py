@@ -17,7 +17,7 @@ def test_demo_deid(tmp_path, capsys):
     assert summary.written == len(DEMO_FILES) - 2 and summary.reasons == {"truncated": 1, "not-dicom": 1}
     outputs = list((tmp_path / "demo" / "deid").rglob("*.dcm"))
     assert {dcmread(p).get("Modality") for p in outputs} >= {"US", "CT", "MR", "SR", "RTPLAN", "ECG", "SEG"}
-    audit = (tmp_path / "demo" / "deid" / "deid-audit.jsonl").read_text().splitlines()
+    audit = (tmp_path / "demo" / "deid" / "deid-inputs.jsonl").read_text().splitlines()
     assert len(audit) == len(DEMO_FILES) and all("source_id" in json.loads(line) for line in audit)
     print_summary(summary, tmp_path / "demo")
     assert "quarantined" in capsys.readouterr().out

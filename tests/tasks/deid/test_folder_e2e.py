@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from tasks.deid.context import DeidContext
-from tasks.deid.folder import AUDIT_FILE, deidentify_folder
+from tasks.deid.folder import INPUTS_FILE, deidentify_folder
 from tasks.deid.options import DeidOption
 from tests.tasks.deid.conftest import KEY_BYTES
 from tests.tasks.deid.phi import all_bytes, identifying_values, surviving
@@ -92,7 +92,7 @@ def test_summary_and_logs(run):
     assert summary.files == len(inputs) + 2
     assert summary.written == len(inputs) and summary.quarantined == 2
     assert {p: p.read_bytes() for p in source.rglob("*") if p.is_file()} == originals  # SOURCE untouched
-    audit = [json.loads(line) for line in (out / AUDIT_FILE).read_text().splitlines()]
+    audit = [json.loads(line) for line in (out / INPUTS_FILE).read_text().splitlines()]
     assert len(audit) == len(inputs) + 2
     assert {r["status"] for r in audit} == {"written", "quarantined"}
     quarantine = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]

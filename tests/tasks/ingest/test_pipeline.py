@@ -92,7 +92,7 @@ def test_ingest_folder_balanced_and_idempotent(tmp_path, ctx):
     second = ingest_folder(src, dataset, ctx, workers=1, run_id="b")
     assert (second.stored, second.skipped, second.quarantined, second.arrays_written) == (0, 5, 2, 0)
     assert second.new_rows == 0 and len(pd.read_parquet(dataset / "manifest.parquet")) == 3
-    audit = [json.loads(x) for x in (dataset / "audit.jsonl").read_text().splitlines()]
+    audit = [json.loads(x) for x in (dataset / "inputs.jsonl").read_text().splitlines()]
     assert len([a for a in audit if a["run_id"] == "b"]) == 7
     assert not (dataset / ".work" / "b").exists()
 

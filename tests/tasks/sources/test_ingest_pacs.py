@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tasks.deid.keys import write_new_key
+from tasks.locations import LocationKind, register_location
 from tests.tasks.sources.orthanc import TEST_AET, Orthanc
 
 pytestmark = pytest.mark.slow
@@ -47,7 +48,13 @@ def test_pacs_sources_ingest_incrementally(
             }
         )
     )
-    run = {"dataset": str(dataset), "sources_file": str(sources), "key_file": str(key), "workers": 1}
+    monkeypatch.setenv("MEDFLOW_SOURCES_FILE", str(sources))  # the worker's setting, not a flow parameter
+    state = tmp_path / "state"
+    run = {
+        "dataset": register_location(state, LocationKind.DATASET, dataset),
+        "key_file": register_location(state, LocationKind.KEY, key),
+        "workers": 1,
+    }
 
     web = ingest_source(source="web", **run)
     assert (web["fetch"]["found"], web["fetch"]["fetched"]) == (1, 1)
