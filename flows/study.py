@@ -45,8 +45,11 @@ def deployment_name(listener: str) -> str:
     return f"ingest-study/ingest-{listener}"
 
 
-def served_elsewhere(listener: str) -> bool:
-    """Whether a running ``medflow serve`` serves this listener's ingest (its deployment is READY)."""
+def served_elsewhere(listener: str, within_s: float = 30.0) -> bool:
+    """Whether a running ``medflow serve`` serves this listener's ingest: its deployment is READY and its runner
+    polled within ``within_s`` (a stopped runner's deployment stays READY for a minute or so)."""
+    from datetime import UTC, datetime
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import DeploymentStatus
     from prefect.exceptions import ObjectNotFound
@@ -56,7 +59,9 @@ def served_elsewhere(listener: str) -> bool:
             deployment = client.read_deployment_by_name(deployment_name(listener))
     except ObjectNotFound:
         return False
-    return deployment.status == DeploymentStatus.READY
+    polled = deployment.last_polled
+    fresh = polled is not None and (datetime.now(UTC) - polled).total_seconds() <= within_s
+    return deployment.status == DeploymentStatus.READY and fresh
 
 
 def study_token_of(study: str) -> str:

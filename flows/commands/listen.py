@@ -9,6 +9,7 @@ is ingested after the next start.
 
 from __future__ import annotations
 
+import logging
 import queue
 import signal
 import threading
@@ -39,8 +40,10 @@ class StudyIngester:
     def __call__(self, study) -> None:
         from flows.study import emit_study_received, served_elsewhere
 
+        log = logging.getLogger("tasks.sources.listener")
         if served_elsewhere(self.listener):
             emit_study_received(self.listener, study)
+            log.info("listener %s: study %s handed to medflow serve", self.listener, study.token[:8])
         else:
             self._queue.put(study.token)
 
@@ -52,11 +55,9 @@ class StudyIngester:
         self._thread.join()
 
     def _run(self) -> None:
-        import logging
-
         from flows.study import ingest_study
 
-        log = logging.getLogger(__name__)
+        log = logging.getLogger("tasks.sources.listener")
         while (token := self._queue.get()) is not None:
             try:
                 ingest_study(
@@ -115,7 +116,7 @@ def command(
     from tasks.deid.keys import load_key
     from tasks.errors import MedflowError
     from tasks.sources.config import LOOPBACK, SourceConfig, SourceKind, TlsConfig
-    from tasks.sources.listener import Listener
+    from tasks.sources.listener import Listener, log_to_console
 
     console = Console(stderr=True)
     settings = load_settings(key_file=key_file, state_dir=state_dir, workers=workers)
@@ -145,6 +146,7 @@ def command(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
 
+    log_to_console()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

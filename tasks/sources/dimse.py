@@ -26,6 +26,7 @@ from tasks.sources.contexts import TRANSFER_SYNTAXES
 from tasks.sources.errors import SourceError
 from tasks.sources.move import MoveDestination, move_series
 from tasks.sources.retry import TransientError, with_retries
+from tasks.sources.scp import quiet_pynetdicom
 from tasks.sources.seen import SeenInstances
 from tasks.sources.staging import FetchResult, stage_bytes
 
@@ -46,6 +47,7 @@ class _Instance:
 
 def fetch_dimse(config: SourceConfig, staging: Path, seen: SeenInstances) -> FetchResult:
     """Stage every instance of the matching studies whose digest is not in ``seen``."""
+    quiet_pynetdicom()  # pynetdicom logs C-FIND identifiers (UIDs, names) at INFO otherwise
     result = FetchResult(source=config.name, staging=staging)
     instances = with_retries(
         lambda: _find_instances(config), config.retry, source=config.name, what="C-FIND", transient=_NETWORK_ERRORS

@@ -31,6 +31,18 @@ REFRESH_S = 5.0
 OnComplete = Callable[[CompletedStudy], None]
 
 
+def log_to_console(level: int = logging.INFO) -> None:
+    """Send the listeners' own log lines (counts, tokens, peer addresses; never header values) to stderr."""
+    source_logger = logging.getLogger("tasks.sources")
+    if not any(getattr(h, "_medflow_console", False) for h in source_logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler._medflow_console = True  # type: ignore[attr-defined]
+        source_logger.addHandler(handler)
+        source_logger.propagate = False  # Prefect's console handler, when configured, would print them twice
+    source_logger.setLevel(level)
+
+
 class Listener:
     """One running listener; ``with Listener(...) as listener:`` starts and stops it."""
 
