@@ -209,7 +209,8 @@ def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
 def test_tls_with_client_certificates(start, tmp_path: Path) -> None:
     server_cert, server_key = _self_signed(tmp_path, "listener")
     client_cert, client_key = _self_signed(tmp_path, "modality")
-    listener, reports = start(tls=TlsConfig(cert_file=server_cert, key_file=server_key, ca_file=client_cert))
+    tls = TlsConfig(cert_file=server_cert, key_file=server_key, ca_file=client_cert)
+    listener, reports = start(tls=tls, stow_port=free_port())
     client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(server_cert))
     client.load_cert_chain(str(client_cert), str(client_key))
 
@@ -223,6 +224,13 @@ def test_tls_with_client_certificates(start, tmp_path: Path) -> None:
     assert not plain.is_established
     anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(server_cert))
     assert not _associate(listener.dimse_port, tls=anonymous).is_established  # no client certificate
+
+    body, content_type = _multipart([Path(get_testdata_file("MR_small.dcm")).read_bytes()])
+    url = f"https://127.0.0.1:{listener.stow_port}/studies"
+    stored = httpx.post(url, content=body, headers={"Content-Type": content_type}, verify=client, timeout=30)
+    assert stored.status_code == 200
+    with pytest.raises(httpx.TransportError):  # STOW-RS over TLS too, and only with a client certificate
+        httpx.post(url, content=body, headers={"Content-Type": content_type}, verify=anonymous, timeout=30)
 
 
 def _multipart(parts: list[bytes], boundary: str = "medflow-boundary") -> tuple[bytes, str]:
