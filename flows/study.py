@@ -108,13 +108,11 @@ def ingest_study(
     from flows.ingest import ingest
     from tasks.config import load_settings
     from tasks.ingest.folder import new_run_id
-    from tasks.sources.config import SourceConfig, SourceKind
     from tasks.sources.inbox import listener_inbox
 
     logger = get_run_logger()
     token = study_token_of(study)
-    SourceConfig(name=listener, kind=SourceKind.LISTENER, port=1)  # validates the name: no path can hide in it
-    inbox = listener_inbox(load_settings().state_dir, listener)
+    inbox = listener_inbox(load_settings().state_dir, listener)  # checks the name: no path can hide in it
     run_id = new_run_id()
     _wait_for_dataset(Path(dataset), LOCK_WAIT_S)
     with inbox.claim(token, run_id) as claimed:

@@ -30,6 +30,7 @@ from tasks.atomic import atomic_output, remove_stale_temporaries
 from tasks.errors import ConfigError
 
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
+LISTENER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as tasks.sources.config.SourceName
 CLAIM_PREFIX = "claim-"
 LOCK_FILE = ".lock"
 SUFFIX = ".dcm"
@@ -39,6 +40,13 @@ def study_token(key: bytes, study_instance_uid: str) -> str:
     """Keyed, stable, non-reversible id of a study (hex, 32 chars): its staging folder and event resource."""
     mac = hmac.new(key, b"medflow-study\x00" + study_instance_uid.strip().encode("ascii", "replace"), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def check_listener(name: str) -> str:
+    """``name`` when it is a valid source name (lower-case letters, digits, '-'), else a ConfigError."""
+    if not LISTENER_NAME.match(name):
+        raise ConfigError("a listener name has lower-case letters, digits and '-' only (at most 40)")
+    return name
 
 
 def check_token(token: str) -> str:
@@ -234,4 +242,4 @@ def listener_inbox(state_dir: Path, listener: str) -> Inbox:
     """The inbox of listener ``listener``: ``STATE_DIR/staging/<listener>``."""
     from tasks.sources.staging import staging_dir
 
-    return Inbox(staging_dir(state_dir, listener))
+    return Inbox(staging_dir(state_dir, check_listener(listener)))

@@ -42,11 +42,17 @@ FAILURE_REASON = {  # PS3.4 storage status codes, as STOW-RS FailureReason (0008
 }
 
 
+class TooLarge(Exception):
+    """The request body is larger than the staging area may hold."""
+
+
 class _Parts:
     """Streams the parts of one request into temporary files; collects (temp path or None, part content type)."""
 
-    def __init__(self, boundary: bytes, folder: Path) -> None:
+    def __init__(self, boundary: bytes, folder: Path, max_bytes: int) -> None:
         self.folder = folder
+        self.max_bytes = max_bytes
+        self.received = 0
         self.parts: list[tuple[Path | None, str]] = []
         self._fh = None
         self._path: Path | None = None
@@ -89,6 +95,9 @@ class _Parts:
         self._path = None
 
     def feed(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received > self.max_bytes:
+            raise TooLarge
         self.parser.write(chunk)
 
     def discard(self) -> None:
@@ -116,12 +125,17 @@ def stow_app(receiver: Receiver, *, listener: str, allowed: Networks) -> Starlet
                 'STOW-RS takes multipart/related; type="application/dicom" with a boundary',
                 status_code=415,
             )
-        parts = _Parts(boundary, receiver.inbox.root)
+        parts = _Parts(boundary, receiver.inbox.root, receiver.max_staged_bytes)
         try:
             async for chunk in request.stream():
                 await run_in_threadpool(parts.feed, chunk)
+            if not parts.parts:
+                return Response("no parts in the multipart body", status_code=400)
             expected = request.path_params.get("study")
             results = await run_in_threadpool(_stage_all, receiver, parts.parts, expected)
+        except TooLarge:
+            logger.warning("listener %s: STOW-RS request larger than the staging limit; refused", listener)
+            return Response("request larger than the listener's staging limit", status_code=413)
         except Exception as exc:  # a malformed body or a broken connection: nothing acknowledged
             logger.warning("listener %s: STOW-RS request failed (%s)", listener, type(exc).__name__)
             return Response("malformed multipart body", status_code=400)

@@ -263,6 +263,8 @@ def test_stow_rs_stores_instances_and_answers_per_instance(start, tmp_path: Path
     partial = httpx.post(url, content=mixed, headers={"Content-Type": mixed_type}, timeout=30)
     assert partial.status_code == 202
     assert httpx.post(url, json={"a": 1}, timeout=30).status_code == 415
+    empty, empty_type = _multipart([])
+    assert httpx.post(url, content=empty, headers={"Content-Type": empty_type}, timeout=30).status_code == 400
     assert not [p for p in listener.inbox.root.rglob("*") if p.name.startswith(".medflow-tmp")]
 
 
@@ -292,3 +294,13 @@ def test_a_restart_reports_what_was_staged_before(start, tmp_path: Path) -> None
     assert (reports_after[0].instances, reports_after[0].modalities) == (1, {"CT": 1})
     threading.Event().wait(0.6)
     assert len(reports_after) == 1
+
+
+def test_stow_rs_refuses_a_body_larger_than_the_staging_limit(start) -> None:
+    listener, _ = start(stow_port=free_port(), max_staged_bytes=10_000)
+    body, content_type = _multipart([Path(get_testdata_file("CT_small.dcm")).read_bytes()])  # 39 kB
+    response = httpx.post(
+        f"http://127.0.0.1:{listener.stow_port}/studies", content=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 413
+    assert not [p for p in listener.inbox.root.rglob("*") if p.is_file()]
