@@ -24,7 +24,10 @@ Latency (``--latency-studies``): a real Prefect server and ``medflow serve`` wit
 acknowledgement to the start of its ``ingest-study`` run is reported, split into the quiet period, the event
 and automation (run created) and the runner picking the run up (run started). Usage::
 
-    python bench/listen.py [--ct 1000] [--us 50] [--repeat 3] [--latency-studies 3] [--quiet-seconds 5]
+    python bench/listen.py [--ct 1000] [--us 50] [--repeat 3] [--parallel 4] [--latency-studies 3] [--quiet-seconds 5]
+
+``--parallel N`` adds runs with N storescu processes at once, each sending whole studies (storescp then runs
+with ``--fork``, a process per association; the listener takes them on threads).
 
 Prints the figures and writes ``bench/results/listen.json``.
 """
@@ -152,8 +155,8 @@ def wait_echo(port: int, process: subprocess.Popen, timeout_s: float = 60) -> No
     raise RuntimeError("receiver did not answer C-ECHO")
 
 
-def receiver(kind: str, out: Path, port: int, shim: Path | None) -> subprocess.Popen:
-    """Start one receiver writing below ``out``."""
+def receiver(kind: str, out: Path, port: int, shim: Path | None, fork: bool = False) -> subprocess.Popen:
+    """Start one receiver writing below ``out`` (``fork``: storescp forks a process per association)."""
     out.mkdir(parents=True)
     if kind == "medflow":
         command = [sys.executable, __file__, "--run-listener", str(out), "--port", str(port)]
@@ -162,27 +165,35 @@ def receiver(kind: str, out: Path, port: int, shim: Path | None) -> subprocess.P
     if kind == "storescp+fsync":
         env["LD_PRELOAD"] = str(shim)
     command = ["storescp", "-aet", "MEDFLOW", "+B", "+xa", "-pdu", "131072", "-od", str(out), str(port)]
+    if fork:
+        command.insert(1, "--fork")
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def one_run(kind: str, corpus: Path, work: Path, shim: Path | None, expected: set[str]) -> dict[str, float]:
+def one_run(kind: str, folders: list[Path], work: Path, shim: Path | None, expected: set[str]) -> dict[str, float]:
+    """One storescu per folder, all at once (one folder: the plain sequential case)."""
     out, port = work / f"{kind}-{time.monotonic_ns()}", free_port()
-    process = receiver(kind, out, port, shim)
+    process = receiver(kind, out, port, shim, fork=len(folders) > 1)
     try:
         wait_echo(port, process)
         started = time.perf_counter()
-        send = subprocess.run(
-            ["storescu", "-aec", "MEDFLOW", "-xy", "+sd", "127.0.0.1", str(port), str(corpus)],
-            env=ENV,
-            capture_output=True,
-            text=True,
-        )
+        senders = [
+            subprocess.Popen(
+                ["storescu", "-aec", "MEDFLOW", "-xy", "+sd", "127.0.0.1", str(port), str(folder)],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for folder in folders
+        ]
+        errors = [sender.communicate()[1] for sender in senders]
         seconds = time.perf_counter() - started
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    if send.returncode != 0:
-        raise RuntimeError(f"storescu failed for {kind}: {send.stderr[-1500:]}")
+    if any(sender.returncode != 0 for sender in senders):
+        raise RuntimeError(f"storescu failed for {kind}: {''.join(errors)[-1500:]}")
     got = received_uids(out)
     return {
         "seconds": seconds,
@@ -192,18 +203,36 @@ def one_run(kind: str, corpus: Path, work: Path, shim: Path | None, expected: se
     }
 
 
-def throughput(corpora: dict[str, Path], work: Path, repeat: int, shim: Path | None) -> dict:
+def split(corpus: Path, parts: int) -> list[Path]:
+    """The corpus as ``parts`` folders of whole studies (hard links), for parallel senders."""
+    import pydicom
+
+    folders = [corpus.parent / f"{corpus.name}-part{i}" for i in range(parts)]
+    studies: dict[str, int] = {}
+    for folder in folders:
+        folder.mkdir(exist_ok=True)
+    for path in sorted(corpus.iterdir()):
+        study = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+        index = studies.setdefault(study, len(studies) % parts)
+        target = folders[index] / path.name
+        if not target.exists():
+            os.link(path, target)
+    return folders
+
+
+def throughput(corpora: dict[str, Path], work: Path, repeat: int, shim: Path | None, parallel: int) -> dict:
     kinds = ["medflow", "storescp"] + (["storescp+fsync"] if shim else [])
     results: dict = {}
     for name, corpus in corpora.items():
         expected = sent_uids(corpus)
+        folders = [corpus] if parallel <= 1 else split(corpus, parallel)
         runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for r in range(repeat):
             for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
-                runs[kind].append(one_run(kind, corpus, work, shim, expected))
-                print(f"  {name} {kind:15s} run {r + 1}: {runs[kind][-1]['per_s']:8.1f} instances/s, "
+                runs[kind].append(one_run(kind, folders, work, shim, expected))
+                print(f"  {name} x{len(folders)} {kind:15s} run {r + 1}: {runs[kind][-1]['per_s']:8.1f} instances/s, "
                       f"lost {runs[kind][-1]['lost']}", flush=True)  # fmt: skip
-        results[name] = {
+        results[name if parallel <= 1 else f"{name}-x{parallel}"] = {
             "instances": len(expected),
             "runs": runs,
             "median_per_s": {k: statistics.median(x["per_s"] for x in v) for k, v in runs.items()},
@@ -217,7 +246,7 @@ def run_listener(out: Path, port: int) -> None:
     from tasks.sources import SourceConfig, SourceKind
     from tasks.sources.listener import Listener
 
-    config = SourceConfig(name="bench", kind=SourceKind.LISTENER, port=port, quiet_seconds=3600, max_associations=4)
+    config = SourceConfig(name="bench", kind=SourceKind.LISTENER, port=port, quiet_seconds=3600, max_associations=8)
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
     with Listener(config, bytes.fromhex(KEY_HEX), out, lambda study: None):
@@ -314,6 +343,7 @@ def main() -> None:
     parser.add_argument("--ct", type=int, default=1000)
     parser.add_argument("--us", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=0, help="also N storescu at once (storescp --fork)")
     parser.add_argument("--latency-studies", type=int, default=3)
     parser.add_argument("--quiet-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=RESULTS / "listen.json")
@@ -330,7 +360,9 @@ def main() -> None:
         corpora = build_corpus(work / "corpus", args.ct, args.us)
         load_before = os.getloadavg()
         print(f"load average {load_before[0]:.2f}; fsync shim {'built' if shim else 'not built (no gcc)'}", flush=True)
-        results = {"throughput": throughput(corpora, work, args.repeat, shim)}
+        results = {"throughput": throughput(corpora, work, args.repeat, shim, 1)}
+        if args.parallel > 1:
+            results["throughput"] |= throughput(corpora, work, args.repeat, shim, args.parallel)
         if args.latency_studies:
             results["latency"] = latency(work, args.latency_studies, args.quiet_seconds)
         load_after = os.getloadavg()

@@ -25,6 +25,8 @@ MODEL_TRAINED = "medflow.model.trained"
 GPU_LIMIT = "gpu"
 CPU_POOL = "medflow-cpu"
 GPU_POOL = "medflow-gpu"
+LISTENER_POLL_S = 2.0
+"""How often ``serve`` asks for runs to start when listeners are configured (Prefect's default: 10 s)."""
 
 
 @dataclass(frozen=True)
@@ -213,5 +215,6 @@ def serve_all(options: ServeOptions, gpus: int | None = None) -> None:
 
     ensure_infrastructure(gpus)
     deployments = build_deployments(options)
-    with running_listeners(options):
-        serve(*deployments)
+    with running_listeners(options) as listeners:
+        # a study's ingest should start soon after it went quiet: poll for runs every 2 s, not Prefect's 10
+        serve(*deployments, **({"query_seconds": LISTENER_POLL_S} if listeners else {}))
