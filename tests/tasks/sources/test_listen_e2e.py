@@ -47,6 +47,14 @@ async def _study_runs() -> list:
         return [r for r in await client.read_flow_runs() if flows.get(r.flow_id) == "ingest-study"]
 
 
+def _study_events(api_url: str) -> list[dict]:
+    """Every ``medflow.study.received`` event the server holds (REST: POST /events/filter)."""
+    import httpx
+
+    body = {"filter": {"event": {"name": ["medflow.study.received"]}}, "limit": 50}
+    return httpx.post(f"{api_url}/events/filter", json=body, timeout=30).json()["events"]
+
+
 def _echo(port: int, calling: str) -> bool:
     ae = AE(ae_title=calling)
     ae.add_requested_context(Verification)
@@ -128,7 +136,11 @@ def test_pushed_studies_each_trigger_one_ingest(orthanc: Orthanc, prefect_server
     assert all(
         set(r.parameters) <= {"listener", "study", "dataset", "key_file", "workers", "dask_address"} for r in runs
     )
-    published = "\n".join(r.name + json.dumps(r.parameters) for r in runs)
+    events = [e for e in _study_events(prefect_server) if e["resource"].get("medflow.listener") == "push"]
+    assert {e["resource"]["prefect.resource.id"].removeprefix("medflow.study.") for e in events} == tokens
+    assert all(set(e["payload"]) == {"listener", "study", "instances", "bytes", "modalities", "last_received"}
+               for e in events)  # fmt: skip
+    published = "\n".join(r.name + json.dumps(r.parameters) for r in runs) + json.dumps(events)
     assert not [v for v in phi_values(files) if v in published]
 
     manifest = pd.read_parquet(dataset / "manifest.parquet")
