@@ -155,6 +155,9 @@ class StoreSCP:
 
     def stop(self) -> None:
         """Stop accepting, abort running associations (their unacknowledged instances are resent by the peer)."""
+        if not self._thread.is_alive():  # never started (or stopped): shutdown() would wait for ever
+            self.server.server_close()
+            return
         self.server.shutdown()
         for assoc in self.ae.active_associations:
             assoc.abort()
