@@ -1,6 +1,9 @@
 """Every medflow deployment as Python objects, the server-side set-up they need, and ``serve`` for them all.
 
 - ``ingest-<source>``: flow ``ingest-source`` on the source's cron schedule, tagged ``source:<name>``.
+- ``ingest-<listener>``: flow ``ingest-study`` for each listener source, triggered by ``medflow.study.received``
+  events of that listener (the study's keyed token from the event's resource id); the listeners themselves run
+  in the ``serve`` process (``running_listeners``) and emit those events.
 - ``train``: flow ``train-on-new-data``, triggered by ``medflow.dataset.updated`` (new manifest rows from the
   event payload, compared with the ``threshold`` parameter) and runnable by hand.
 - ``evaluate``: flow ``evaluate``, triggered by ``medflow.model.trained`` with the run directory from the payload.
@@ -11,6 +14,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ MODEL_TRAINED = "medflow.model.trained"
 GPU_LIMIT = "gpu"
 CPU_POOL = "medflow-cpu"
 GPU_POOL = "medflow-gpu"
+LISTENER_POLL_S = 2.0
+"""How often ``serve`` asks for runs to start when listeners are configured (Prefect's default: 10 s)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,13 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
 
     from deployments.pipelines import ingest_source, train_on_new_data
     from flows.evaluate import evaluate
-    from tasks.sources import load_sources
+    from tasks.sources import SourceKind, load_sources
 
     if sources is None:
         sources = load_sources(options.sources_file) if options.sources_file else []
     dataset = options.dataset
+    listeners = [s for s in sources if s.kind is SourceKind.LISTENER]
+    sources = [s for s in sources if s.kind is not SourceKind.LISTENER]
     deployments = [
         ingest_source.to_deployment(
             name=f"ingest-{source.name}",
@@ -78,6 +87,7 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
         )
         for source in sources
     ]
+    deployments += [_study_deployment(options, listener.name) for listener in listeners]
     deployments.append(
         train_on_new_data.to_deployment(
             name="train",
@@ -110,6 +120,63 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
         )
     )
     return deployments
+
+
+def _study_deployment(options: ServeOptions, listener: str):
+    """``ingest-<listener>``: flow ``ingest-study``, run for each ``medflow.study.received`` of that listener."""
+    from prefect.events import DeploymentEventTrigger
+
+    from flows.study import LISTENER_LABEL, RESOURCE_PREFIX, STUDY_RECEIVED, ingest_study
+
+    return ingest_study.to_deployment(
+        name=f"ingest-{listener}",
+        parameters={
+            "listener": listener,
+            "dataset": options.dataset,
+            "key_file": options.key_file,
+            "workers": options.workers,
+            "dask_address": options.dask_address,
+        },
+        triggers=[
+            DeploymentEventTrigger(
+                name=f"ingest-{listener}-when-study-received",
+                expect={STUDY_RECEIVED},
+                match={"prefect.resource.id": f"{RESOURCE_PREFIX}*", LISTENER_LABEL: listener},
+                parameters={"study": "{{ event.resource.id }}"},
+            )
+        ],
+        tags=["medflow", "ingest", f"source:{listener}", "protocol:listener"],
+        description=f"Ingest each study listener {listener} received, once the study has gone quiet.",
+        concurrency_limit=1,  # ingests into one dataset run one at a time; the others wait their turn
+    )
+
+
+@contextmanager
+def running_listeners(options: ServeOptions, sources: list | None = None) -> Iterator[list]:
+    """Start every listener of the sources file (each emits ``medflow.study.received``); stop them on exit."""
+    from functools import partial
+
+    from flows.study import emit_study_received
+    from tasks.config import load_settings
+    from tasks.deid.keys import load_key
+    from tasks.locations import LocationKind, Locations
+    from tasks.sources import SourceKind, load_sources
+    from tasks.sources.listener import Listener
+
+    if sources is None:
+        sources = load_sources(options.sources_file) if options.sources_file else []
+    listeners = [s for s in sources if s.kind is SourceKind.LISTENER]
+    if not listeners:
+        yield []
+        return
+    settings = load_settings()
+    key_file = Locations.from_settings(settings).path(LocationKind.KEY, options.key_file) if options.key_file else None
+    key = load_key(key_file, settings=settings).secret
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(Listener(config, key, settings.state_dir, partial(emit_study_received, config.name)))
+            for config in listeners
+        ]
 
 
 async def _ensure(gpus: int) -> list[str]:
@@ -147,8 +214,11 @@ def ensure_infrastructure(gpus: int | None = None) -> list[str]:
 
 
 def serve_all(options: ServeOptions, gpus: int | None = None) -> None:
-    """Set up the server side, then serve every deployment from this process until interrupted."""
+    """Set up the server side, start the listeners, then serve every deployment from this process until interrupted."""
     from prefect import serve
 
     ensure_infrastructure(gpus)
-    serve(*build_deployments(options))
+    deployments = build_deployments(options)
+    with running_listeners(options) as listeners:
+        # a study's ingest should start soon after it went quiet: poll for runs every 2 s, not Prefect's 10
+        serve(*deployments, **({"query_seconds": LISTENER_POLL_S} if listeners else {}))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import audit, deid, deid_table, demo, evaluate, ingest, keygen, serve, server, synth, train
+from flows.commands import audit, deid, deid_table, demo, evaluate, ingest, keygen, listen, serve, server, synth, train
 
 app = typer.Typer(
     name="medflow",
@@ -25,6 +25,7 @@ app.command("demo")(demo.command)
 app.command("evaluate")(evaluate.command)
 app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
+app.command("listen")(listen.command)
 app.command("serve")(serve.command)
 app.command("server")(server.command)
 app.command("synth")(synth.command)

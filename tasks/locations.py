@@ -109,6 +109,17 @@ def register_location(state_dir: Path, kind: LocationKind | str, path: Path) -> 
     return handle
 
 
+def forget_location(state_dir: Path, handle: str) -> None:
+    """Remove a registered handle (one made for a short-lived folder, e.g. a listener's claimed study)."""
+    state_dir = Path(state_dir).expanduser()
+    registry = state_dir / REGISTRY
+    with _locked(state_dir):
+        entries = _read(registry)
+        if entries.pop(handle, None) is not None:
+            atomic_write_bytes(registry, json.dumps({"version": _VERSION, "locations": entries}, indent=1).encode())
+            os.chmod(registry, 0o600)
+
+
 @dataclass(frozen=True)
 class Locations:
     """Resolves location names with the worker's settings (state directory, sources file, ``MEDFLOW_LOCATIONS``)."""
@@ -127,6 +138,10 @@ class Locations:
     def register(self, kind: LocationKind | str, path: Path) -> str:
         """See :func:`register_location`."""
         return register_location(self.state_dir, kind, path)
+
+    def forget(self, handle: str) -> None:
+        """See :func:`forget_location`."""
+        forget_location(self.state_dir, handle)
 
     def path(self, kind: LocationKind | str, name: str, *, must_exist: bool = True) -> Path:
         """The path behind ``name``; a ConfigError naming the location (never the path) when it is unknown, of

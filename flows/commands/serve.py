@@ -28,7 +28,8 @@ def command(
     state_dir: Path | None = typer.Option(None, help="State directory of the local server (for PREFECT_API_URL)."),
     port: int = typer.Option(4200, help="Port of the local server, when PREFECT_API_URL is not set."),
 ) -> None:
-    """Serve ingest-<source> (cron), train (on medflow.dataset.updated) and evaluate (on medflow.model.trained)."""
+    """Serve ingest-<source> (cron; per study for listeners, which run here too), train (on
+    medflow.dataset.updated) and evaluate (on medflow.model.trained)."""
     from deployments.server import local_server, wait_healthy
     from tasks.config import load_settings
     from tasks.errors import MedflowError

@@ -1,6 +1,6 @@
 """Sources of DICOM: folders, DICOMweb (QIDO-RS/WADO-RS) and DIMSE (C-FIND/C-GET), fetched incrementally."""
 
-from tasks.sources.config import RetryPolicy, SourceConfig, SourceKind, load_sources
+from tasks.sources.config import RetrieveMode, RetryPolicy, SourceConfig, SourceKind, TlsConfig, load_sources
 from tasks.sources.errors import SourceError, SourceUnavailable
 from tasks.sources.fetch import fetch_new
 from tasks.sources.seen import SeenInstances, instance_digest
@@ -8,12 +8,14 @@ from tasks.sources.staging import FetchResult, clear_staged, staging_dir
 
 __all__ = [
     "FetchResult",
+    "RetrieveMode",
     "RetryPolicy",
     "SeenInstances",
     "SourceConfig",
     "SourceError",
     "SourceKind",
     "SourceUnavailable",
+    "TlsConfig",
     "clear_staged",
     "fetch_new",
     "instance_digest",

@@ -1,4 +1,4 @@
-"""Where DICOM comes from: a folder, a DICOMweb service or a DIMSE (C-FIND/C-GET) peer.
+"""Where DICOM comes from: a folder, a DICOMweb service, a DIMSE (C-FIND + C-GET/C-MOVE) peer, or a listener.
 
 Sources are listed in a YAML file (``MEDFLOW_SOURCES_FILE``), one entry per source::
 
@@ -15,22 +15,37 @@ Sources are listed in a YAML file (``MEDFLOW_SOURCES_FILE``), one entry per sour
         port: 4242
         called_aet: ORTHANC
         calling_aet: MEDFLOW
+        retrieve: move          # C-MOVE to our own storage SCP (default: get)
+        move_port: 11113
+      - name: push
+        kind: listener          # C-STORE SCP (+ STOW-RS): the PACS pushes, medflow ingests each study
+        port: 11112
+        ae_title: MEDFLOW
+        allow_ae: [ORTHANC]
+        allow_hosts: [127.0.0.1]
+        quiet_seconds: 60
+        modalities: [US, CT]
 
 Names are configuration labels, never patient data: they appear in deployment, flow-run and file names.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from tasks.errors import ConfigError
 
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+AETitle = Annotated[str, StringConstraints(pattern=r"^[\x21-\x5b\x5d-\x7e][\x20-\x5b\x5d-\x7e]{0,15}$")]
+"""Up to 16 printable ASCII characters without backslash, no leading space (PS3.5 AE value representation)."""
+Modality = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9_]{1,16}$")]
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 class SourceKind(StrEnum):
@@ -39,6 +54,24 @@ class SourceKind(StrEnum):
     FOLDER = "folder"
     DICOMWEB = "dicomweb"
     DIMSE = "dimse"
+    LISTENER = "listener"
+
+
+class RetrieveMode(StrEnum):
+    """How a DIMSE source retrieves: C-GET on the query association, or C-MOVE to our own storage SCP."""
+
+    GET = "get"
+    MOVE = "move"
+
+
+class TlsConfig(BaseModel):
+    """TLS for a listener (DIMSE and STOW-RS): our certificate, and the CAs that sign clients' certificates."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cert_file: Path = Field(description="PEM certificate chain of this node.")
+    key_file: Path = Field(description="PEM private key of that certificate.")
+    ca_file: Path | None = Field(default=None, description="PEM CAs; when set, clients must present a certificate.")
 
 
 class RetryPolicy(BaseModel):
@@ -63,9 +96,36 @@ class SourceConfig(BaseModel):
     path: Path | None = Field(default=None, description="folder: the directory to ingest.")
     url: str | None = Field(default=None, description="dicomweb: service root, e.g. http://host:8042/dicom-web.")
     host: str | None = Field(default=None, description="dimse: peer host name or address.")
-    port: int | None = Field(default=None, ge=1, le=65535, description="dimse: peer port.")
-    called_aet: str = Field(default="ANY-SCP", max_length=16, description="dimse: the peer's AE title.")
-    calling_aet: str = Field(default="MEDFLOW", max_length=16, description="dimse: our AE title.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="dimse: peer port; listener: our DIMSE port.")
+    called_aet: AETitle = Field(default="ANY-SCP", description="dimse: the peer's AE title.")
+    calling_aet: AETitle = Field(default="MEDFLOW", description="dimse: our AE title (also the C-MOVE destination).")
+    retrieve: RetrieveMode = Field(default=RetrieveMode.GET, description="dimse: C-GET, or C-MOVE to move_port.")
+    move_port: int | None = Field(
+        default=None, ge=1, le=65535, description="dimse, retrieve move: port of our storage SCP (the PACS sends here)."
+    )
+    move_wait_s: float = Field(
+        default=30.0, gt=0, description="dimse, retrieve move: wait this long for instances after the C-MOVE answer."
+    )
+    bind: str = Field(default="127.0.0.1", description="listener and C-MOVE destination: address to listen on.")
+    ae_title: AETitle = Field(default="MEDFLOW", description="listener: our AE title.")
+    allow_ae: list[AETitle] = Field(
+        default_factory=list, description="listener: calling AE titles accepted (empty: any AE title)."
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK), description="listener: peer addresses or networks (CIDR) accepted."
+    )
+    quiet_seconds: float = Field(
+        default=60.0, gt=0, description="listener: a study is complete after this long without a new instance."
+    )
+    modalities: list[Modality] = Field(
+        default_factory=list, description="listener: route only these modalities to ingest (empty: all)."
+    )
+    stow_port: int | None = Field(default=None, ge=1, le=65535, description="listener: STOW-RS port (none: off).")
+    tls: TlsConfig | None = Field(default=None, description="listener: TLS for DIMSE and STOW-RS.")
+    max_associations: int = Field(default=8, ge=1, description="listener: concurrent associations (and requests).")
+    max_staged_bytes: int = Field(
+        default=20 * 1024**3, ge=1, description="listener: refuse new instances while this much is staged."
+    )
     credentials_env: str | None = Field(
         default=None, description="dicomweb: name of an environment variable holding 'user:password' (HTTP basic)."
     )
@@ -74,12 +134,24 @@ class SourceConfig(BaseModel):
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
+    @field_validator("allow_hosts")
+    @classmethod
+    def _networks(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise ValueError("allow_hosts takes IP addresses or networks (CIDR), e.g. 10.0.0.0/8") from None
+        return hosts
+
     @model_validator(mode="after")
     def _required_fields(self) -> SourceConfig:
         missing = {
             SourceKind.FOLDER: [f for f in ("path",) if getattr(self, f) is None],
             SourceKind.DICOMWEB: [f for f in ("url",) if getattr(self, f) is None],
-            SourceKind.DIMSE: [f for f in ("host", "port") if getattr(self, f) is None],
+            SourceKind.DIMSE: [f for f in ("host", "port") if getattr(self, f) is None]
+            + (["move_port"] if self.retrieve is RetrieveMode.MOVE and self.move_port is None else []),
+            SourceKind.LISTENER: [f for f in ("port",) if getattr(self, f) is None],
         }[self.kind]
         if missing:
             raise ValueError(f"source {self.name!r} of kind {self.kind.value} needs: {', '.join(missing)}")

@@ -1,57 +1,37 @@
-"""DIMSE source: C-FIND (Study Root) lists instances, C-GET retrieves the ones not yet ingested, per series.
+"""DIMSE source: C-FIND (Study Root) lists instances; C-GET (default) or C-MOVE retrieves the ones not yet
+ingested, per series.
 
 C-GET needs no storage SCP on our side: the peer sends the instances back on the same association, for the
 SOP classes we propose with the SCP role. Each SOP class is proposed once per common transfer syntax, so
-the peer can send what it stores without transcoding.
+the peer can send what it stores without transcoding. With ``retrieve: move`` the peer sends them to our own
+storage SCP instead (:mod:`tasks.sources.move`), the way most enterprise PACS are set up.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
-from pydicom.uid import (
-    JPEG2000,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
 )
 
-from tasks.sources.config import SourceConfig
+from tasks.sources.config import RetrieveMode, SourceConfig
+from tasks.sources.contexts import TRANSFER_SYNTAXES
 from tasks.sources.errors import SourceError
+from tasks.sources.move import MoveDestination, move_series
 from tasks.sources.retry import TransientError, with_retries
+from tasks.sources.scp import quiet_pynetdicom
 from tasks.sources.seen import SeenInstances
 from tasks.sources.staging import FetchResult, stage_bytes
 
 logger = logging.getLogger(__name__)
 
-_TRANSFER_SYNTAXES = (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    DeflatedExplicitVRLittleEndian,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    JPEG2000Lossless,
-    JPEG2000,
-    RLELossless,
-)
 _MAX_CONTEXTS = 128
 _PENDING = (0xFF00, 0xFF01)
 _NETWORK_ERRORS = (ConnectionError, TimeoutError)
@@ -67,6 +47,7 @@ class _Instance:
 
 def fetch_dimse(config: SourceConfig, staging: Path, seen: SeenInstances) -> FetchResult:
     """Stage every instance of the matching studies whose digest is not in ``seen``."""
+    quiet_pynetdicom()  # pynetdicom logs C-FIND identifiers (UIDs, names) at INFO otherwise
     result = FetchResult(source=config.name, staging=staging)
     instances = with_retries(
         lambda: _find_instances(config), config.retry, source=config.name, what="C-FIND", transient=_NETWORK_ERRORS
@@ -77,22 +58,32 @@ def fetch_dimse(config: SourceConfig, staging: Path, seen: SeenInstances) -> Fet
     by_series: dict[tuple[str, str], list[_Instance]] = {}
     for instance in new:
         by_series.setdefault((instance.study, instance.series), []).append(instance)
-    for batch in by_series.values():
-        wanted = {seen.digest(i.sop) for i in batch}
-        staged = with_retries(
-            lambda b=batch: _get_series(config, b, staging, seen),
-            config.retry,
-            source=config.name,
-            what="C-GET",
-            transient=_NETWORK_ERRORS,
-        )
-        delivered = sorted(staged & wanted)
-        if len(delivered) < len(wanted):
-            logger.warning(
-                "source %s: C-GET delivered %d of %d instances of a series", config.name, len(delivered), len(wanted)
-            )
-        result.fetched += len(delivered)
-        result.digests.extend(delivered)
+    with ExitStack() as stack:
+        if config.retrieve is RetrieveMode.MOVE:
+            destination = stack.enter_context(MoveDestination(config, staging, seen))
+        for batch in by_series.values():
+            wanted = {seen.digest(i.sop) for i in batch}
+            if config.retrieve is RetrieveMode.MOVE:
+                staged = move_series(config, batch[0].study, batch[0].series, [i.sop for i in batch], destination)
+            else:
+                staged = with_retries(
+                    lambda b=batch: _get_series(config, b, staging, seen),
+                    config.retry,
+                    source=config.name,
+                    what="C-GET",
+                    transient=_NETWORK_ERRORS,
+                )
+            delivered = sorted(staged & wanted)
+            if len(delivered) < len(wanted):
+                logger.warning(
+                    "source %s: C-%s delivered %d of %d instances of a series",
+                    config.name,
+                    config.retrieve.value.upper(),
+                    len(delivered),
+                    len(wanted),
+                )
+            result.fetched += len(delivered)
+            result.digests.extend(delivered)
     logger.info(
         "source %s: %d instances found, %d already ingested, %d fetched",
         config.name,
@@ -155,12 +146,12 @@ def _find(assoc, level: str, keys: dict[str, str]) -> list[Dataset]:
 def _get_series(config: SourceConfig, batch: list[_Instance], staging: Path, seen: SeenInstances) -> set[str]:
     """C-GET the instances of one series at IMAGE level; return the digests staged."""
     sop_classes = sorted({i.sop_class for i in batch})
-    per_class = max(1, min(len(_TRANSFER_SYNTAXES), (_MAX_CONTEXTS - 1) // len(sop_classes)))
+    per_class = max(1, min(len(TRANSFER_SYNTAXES), (_MAX_CONTEXTS - 1) // len(sop_classes)))
     ae = AE(ae_title=config.calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = config.retry.timeout_s
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     for sop_class in sop_classes[: _MAX_CONTEXTS - 1]:
-        for syntax in _TRANSFER_SYNTAXES[:per_class]:
+        for syntax in TRANSFER_SYNTAXES[:per_class]:
             ae.add_requested_context(sop_class, syntax)
     staged: set[str] = set()
 

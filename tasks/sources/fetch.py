@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasks.errors import ConfigError
 from tasks.sources.config import SourceConfig, SourceKind
 from tasks.sources.seen import SeenInstances
 from tasks.sources.staging import FetchResult
@@ -19,4 +20,9 @@ def fetch_new(config: SourceConfig, staging: Path, seen: SeenInstances) -> Fetch
         from tasks.sources.dimse import fetch_dimse
 
         return fetch_dimse(config, staging, seen)
+    if config.kind is SourceKind.LISTENER:
+        raise ConfigError(
+            f"source {config.name} is a listener: instances are pushed to it (medflow listen / medflow serve), "
+            "not fetched"
+        )
     return FetchResult(source=config.name, staging=Path(str(config.path)))

@@ -45,11 +45,23 @@ class Orthanc:
     def dicomweb(self) -> str:
         return f"{self.rest}/dicom-web"
 
-    def upload(self, path: Path) -> None:
-        """POST one Part-10 file to the REST API (/instances)."""
-        request = urllib.request.Request(f"{self.rest}/instances", data=path.read_bytes(), method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert json.load(response)["Status"] in ("Success", "AlreadyStored")
+    def upload(self, path: Path) -> str:
+        """POST one Part-10 file to the REST API (/instances); return Orthanc's id of its study."""
+        answer = self.call("POST", "/instances", path.read_bytes())
+        assert answer["Status"] in ("Success", "AlreadyStored")
+        return answer["ParentStudy"]
+
+    def call(self, method: str, path: str, body: bytes | dict | list | None = None, timeout_s: float = 60) -> dict:
+        """One REST call (JSON bodies are encoded); the decoded JSON answer."""
+        data = json.dumps(body).encode() if isinstance(body, dict | list) else body
+        request = urllib.request.Request(f"{self.rest}{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            text = response.read()
+        return json.loads(text) if text.strip() else {}
+
+    def register(self, name: str, aet: str, port: int) -> None:
+        """Declare a DICOM node (PUT /modalities/<name>): Orthanc then stores to it and moves to it."""
+        self.call("PUT", f"/modalities/{name}", {"AET": aet, "Host": "127.0.0.1", "Port": port})
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:

@@ -1,0 +1,182 @@
+"""The listener's DIMSE side: a C-STORE and C-ECHO SCP (pynetdicom) with access control, limits and TLS.
+
+- Calling AE titles on the allow-list (``require_calling_aet``; refused with A-ASSOCIATE-RJ "calling AE title
+  not recognised"), peer addresses on the host allow-list (the connection is closed before any PDU is read),
+  at most ``max_associations`` at once (A-ASSOCIATE-RJ "local limit exceeded").
+- Each instance is acknowledged only once it is durably staged; a full staging area or a failed write answers
+  0xA700 (Refused: out of resources), so the sender keeps the instance and retries later.
+- A refused association is logged with the peer address and the reason, never an AE title or header value;
+  pynetdicom's own logging of identifiers and PDUs is switched off (:func:`quiet_pynetdicom`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+from collections.abc import Sequence
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
+
+from tasks.sources.contexts import storage_contexts
+from tasks.sources.receiver import Outcome, Receiver, read_placing_fields
+
+logger = logging.getLogger(__name__)
+
+MAX_PDU = 4 * 1024 * 1024
+"""Largest P-DATA PDU we receive: a CT slice in one PDU, a cine in a few (pynetdicom's default is 16 kB)."""
+HANDSHAKE_TIMEOUT_S = 10.0
+STATUS = {
+    Outcome.STORED: 0x0000,
+    Outcome.NOT_ROUTED: 0x0000,  # acknowledged: the routing rule says this modality is not wanted
+    Outcome.FULL: 0xA700,  # Refused: out of resources
+    Outcome.FAILED: 0xA700,
+    Outcome.NO_INSTANCE_UID: 0xC000,  # Error: cannot understand
+}
+
+
+def quiet_pynetdicom() -> None:
+    """Stop pynetdicom logging identifiers (C-FIND/C-MOVE keys are UIDs and names) and every PDU it handles."""
+    _config.LOG_HANDLER_LEVEL = "none"
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def networks(hosts: Sequence[str]) -> Networks:
+    """The allow-list as networks (a bare address is a /32 or /128)."""
+    return tuple(ipaddress.ip_network(h, strict=False) for h in hosts)
+
+
+def host_allowed(address: str, allowed: Networks) -> bool:
+    """Whether ``address`` lies in one of ``allowed`` (IPv4-mapped IPv6 addresses count as IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in allowed)
+
+
+class GuardedServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server, closing connections from hosts off the allow-list before TLS or any PDU."""
+
+    def __init__(self, *args, allowed: Networks, listener: str, **kwargs) -> None:
+        self.allowed = allowed
+        self.listener = listener
+        super().__init__(*args, **kwargs)
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept; wrap in TLS (with a handshake time limit) only connections from allowed hosts."""
+        client, address = self.socket.accept()
+        if not self.ssl_context or not host_allowed(address[0], self.allowed):
+            return client, address  # verify_request closes the refused ones
+        client.settimeout(HANDSHAKE_TIMEOUT_S)
+        try:
+            wrapped = self.ssl_context.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            client.close()
+            logger.warning(
+                "listener %s: TLS handshake from %s failed (%s)", self.listener, address[0], type(exc).__name__
+            )
+            raise OSError("TLS handshake failed") from None
+        wrapped.settimeout(None)
+        return wrapped, address
+
+    def verify_request(self, request, client_address) -> bool:
+        if host_allowed(client_address[0], self.allowed):
+            return True
+        logger.warning("listener %s: connection from %s refused (host not allowed)", self.listener, client_address[0])
+        return False
+
+    def shutdown(self) -> None:
+        socketserver.BaseServer.shutdown(self)  # not pynetdicom's: this server is not in the AE's own list
+        self.server_close()
+
+
+class StoreSCP:
+    """A running C-STORE/C-ECHO SCP that hands each instance to a :class:`Receiver`."""
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        *,
+        listener: str,
+        ae_title: str,
+        bind: str,
+        port: int,
+        allow_ae: Sequence[str] = (),
+        allow_hosts: Sequence[str] = ("127.0.0.1", "::1"),
+        max_associations: int = 8,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        quiet_pynetdicom()
+        self.receiver = receiver
+        self.listener = listener
+        self._allow_ae = {a.strip() for a in allow_ae}
+        ae = AE(ae_title=ae_title)
+        ae.supported_contexts = [*storage_contexts()]
+        ae.add_supported_context(Verification)
+        ae.require_calling_aet = list(allow_ae)
+        ae.maximum_associations = max_associations
+        ae.maximum_pdu_size = MAX_PDU
+        ae.acse_timeout = 30
+        ae.dimse_timeout = 120
+        ae.network_timeout = 300
+        self.ae = ae
+        self.server: GuardedServer = ae.make_server(
+            (bind, port),
+            ssl_context=ssl_context,
+            evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_REJECTED, self._on_rejected)],
+            server_class=GuardedServer,
+            allowed=networks(allow_hosts),
+            listener=listener,
+        )
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"scp-{listener}", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> StoreSCP:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, abort running associations (their unacknowledged instances are resent by the peer)."""
+        if not self._thread.is_alive():  # never started (or stopped): shutdown() would wait for ever
+            self.server.server_close()
+            return
+        self.server.shutdown()
+        for assoc in self.ae.active_associations:
+            assoc.abort()
+        self._thread.join(timeout=10)
+
+    def _on_store(self, event) -> int:
+        """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback)."""
+        try:
+            data = event.encoded_dataset(include_meta=True)
+            placement = self.receiver.place(read_placing_fields(data), str(event.request.AffectedSOPInstanceUID or ""))
+            outcome = self.receiver.store_bytes(data, placement)
+        except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
+            logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
+            return 0xA700
+        return STATUS[outcome]
+
+    def _on_rejected(self, event) -> None:
+        calling = str(event.assoc.requestor.ae_title or "").strip()
+        reason = "calling AE title not allowed" if self._allow_ae and calling not in self._allow_ae else "busy"
+        logger.warning(
+            "listener %s: association from %s refused (%s)", self.listener, event.assoc.requestor.address, reason
+        )
