@@ -18,7 +18,7 @@ SOURCES = [
 
 
 def test_a_listener_gets_a_study_triggered_ingest_and_no_schedule() -> None:
-    options = ServeOptions(dataset=Path("/data/ds"), key_file=Path("/etc/medflow/deid.key"), workers=3)
+    options = ServeOptions(dataset="main", key_file="key-0123456789abcdef", workers=3)  # location names
     deployments = {d.name: d for d in build_deployments(options, SOURCES)}
     assert {"ingest-pacs-web", "ingest-push", "train", "evaluate"} == set(deployments)
     push = deployments["ingest-push"]
@@ -26,8 +26,8 @@ def test_a_listener_gets_a_study_triggered_ingest_and_no_schedule() -> None:
     assert not push.schedules and push.concurrency_limit == 1
     assert push.parameters == {
         "listener": "push",
-        "dataset": "/data/ds",
-        "key_file": "/etc/medflow/deid.key",
+        "dataset": "main",
+        "key_file": "key-0123456789abcdef",
         "workers": 3,
         "dask_address": None,
     }
