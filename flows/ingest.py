@@ -32,6 +32,7 @@ from prefect.events import emit_event
 from prefect.futures import as_completed
 
 from tasks.audit.task import audit_task
+from tasks.config import load_settings
 from tasks.errors import MedflowError, QuarantineReason
 from tasks.ingest.finalize import RUNS_DIR, WORK_DIR, IngestSummary, add_counts, finalize_run, write_run_summary
 from tasks.ingest.folder import new_run_id, prepare_run
@@ -100,8 +101,7 @@ def batch_task(
     # per batch (ms): a long-lived Dask worker sees a rotated key
     ctx = build_context(key_file, clean_pixels, ocr_every_frame, ocr_engine)
     pool = registered_pool(run_id)
-    args = (Path(batch_file), Path(dataset), ctx, options, run_id)
-    counts = pool.submit(run_batch, *args).result() if pool is not None else run_batch(*args)
+    counts = run_batch(pool, Path(batch_file), Path(dataset), ctx, options, run_id)
     for warning in counts.pop("warnings", []):
         logger.warning("%s", warning)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["reasons"].items()))
@@ -144,7 +144,6 @@ def build_context(
 ) -> Any:
     """The de-identification context from the key file or MEDFLOW_DEID_KEY (never a flow parameter); the OCR
     options, when None, come from MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE."""
-    from tasks.config import load_settings
     from tasks.deid.context import DeidContext
     from tasks.deid.keys import load_key
     from tasks.pixels.options import PixelOptions
@@ -237,7 +236,12 @@ def ingest(
     """
     logger = get_run_logger()
     run_id = run_id or new_run_id()
-    options = IngestOptions(target_fps=target_fps, view_size=view_size, qc=QcRules(max_failure_share=max_failure_share))
+    options = IngestOptions(
+        target_fps=target_fps,
+        view_size=view_size,
+        qc=QcRules(max_failure_share=max_failure_share),
+        file_timeout_s=load_settings().file_timeout_s,  # MEDFLOW_FILE_TIMEOUT_S
+    )
     ocr = {"ocr_every_frame": ocr_every_frame, "ocr_engine": ocr_engine}
     build_context(key_file, clean_pixels, **ocr)  # fail fast on a missing/unsafe key or setting; tasks rebuild it
     with dataset_lock(Path(dataset)):
@@ -297,7 +301,8 @@ def _run_batches(
 ) -> IngestSummary:
     """Plan, run the batch tasks (they tag the flow run with the modalities found), then manifest and QC."""
     logger = get_run_logger()
-    with batch_pool(0 if dask_address else workers, run_id):  # workers start while the run is planned
+    local_workers = 0 if dask_address else workers
+    with batch_pool(local_workers, run_id, file_timeout_s=options.file_timeout_s):  # workers start while planning
         planned = plan_task(source, dataset, options, run_id, workers)
         logger.info("run %s: %d batches", run_id, len(planned))
         common = {"dataset": dataset, "key_file": key_file, "clean_pixels": clean_pixels, "options": options, **ocr}
