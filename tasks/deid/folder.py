@@ -160,8 +160,6 @@ def _run_batch(
     return [run.records[i] for i in range(len(batch)) if i in run.records]
 
 
-
-
 def _complete(path: Path) -> bool:
     try:
         return path.stat().st_size > 132
