@@ -24,11 +24,11 @@ from pathlib import Path
 
 from pydicom import dcmwrite
 
-from tasks.atomic import TEMP_PREFIX, append_jsonl, remove_stale_temporaries
+from tasks.atomic import TEMP_PREFIX, append_jsonl, check_writable, remove_stale_temporaries
 from tasks.deid.context import DeidContext
 from tasks.deid.instance import DeidentifiedInstance, deidentify_instance
 from tasks.deid.reader import read_dicom
-from tasks.discovery import discover
+from tasks.discovery import check_source, discover
 from tasks.errors import ConfigError, MedflowError, QuarantineReason, StorageError
 from tasks.quarantine import QuarantineRecord, quarantine
 from tasks.workers import Progress, WorkerPool
@@ -198,12 +198,12 @@ def deidentify_folder(
     ``workers`` processes (0: in this process, where no time limit can be enforced) with a limit of
     ``file_timeout_s`` seconds per file (None: none).
     """
-    source, output = Path(source).resolve(), Path(output).resolve()
+    source, output = check_source(Path(source)).resolve(), Path(output).resolve()
     if not source.is_dir():
         raise ConfigError("SOURCE is not a folder; pass the folder that holds the DICOM files")
     if output == source or source.is_relative_to(output):
         raise ConfigError("OUTPUT must not be SOURCE or contain it; choose a separate output folder")
-    output.mkdir(parents=True, exist_ok=True)
+    check_writable(output, "OUTPUT")
     stale = remove_stale_temporaries(output)
     if stale:
         log.info("removed %d temporaries of an interrupted run", stale)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tasks.atomic import atomic_write_bytes, remove_stale_temporaries
+from tasks.discovery import check_source
 from tasks.ingest.discover import discover_files, plan_batches, write_batches
 from tasks.ingest.finalize import WORK_DIR, IngestSummary, add_counts, finalize_run
 from tasks.ingest.lock import dataset_lock
@@ -60,6 +61,7 @@ def prepare_run(source: Path, dataset: Path, options: IngestOptions, run_id: str
     The caller holds :func:`tasks.ingest.lock.dataset_lock` (no other ingest runs into ``dataset``).
     """
     dataset = Path(dataset)
+    check_source(Path(source))  # one clear error before anything is written
     ensure_root(dataset)
     cleared = clear_interrupted(dataset, run_id)
     if cleared:
