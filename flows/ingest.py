@@ -352,7 +352,9 @@ def _audit(source: str, dataset: str, summary: IngestSummary, *, ocr: bool, key_
     FIFOs, sockets and devices under ``source`` are never opened by the audit (ingest quarantines them).
     """
     report = Path(dataset) / RUNS_DIR / f"{summary.run_id}-phi-audit.json"
-    result = audit_task(dataset, source, report_path=str(report), ocr=ocr, key_file=key_file)
+    result = audit_task(
+        dataset, source, report_path=str(report), ocr=ocr, key_file=key_file, run_id=summary.run_id
+    )  # OCR: every array this run stored; the local Prefect database is searched as well
     summary.audit_findings = int(result["findings"])
     summary.audit_files_scanned = int(result["files_scanned"])
     summary.audit_report = str(Path(RUNS_DIR) / report.name)
