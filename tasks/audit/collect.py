@@ -202,8 +202,13 @@ def collect_patterns(
     Folder and file names made of ``vocabulary`` words (default: :func:`tasks.audit.vocabulary.project_vocabulary`)
     are not patterns.
     """
+    import warnings
+
     import pydicom
 
+    from tasks.deid.reader import quiet_pydicom
+
+    quiet_pydicom()  # pydicom's value validation would print the (identifying) values it reads
     table = table or load_table()
     vocabulary = project_vocabulary() if vocabulary is None else vocabulary
     patterns = PatternSet()
@@ -217,16 +222,18 @@ def collect_patterns(
             patterns.originals_unreadable += 1
             continue
         try:
-            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-            offset = date_shift(ds) if date_shift is not None else None
-            for pattern, label, short in dataset_values(ds, table, retained):
-                if short:
-                    patterns.add_short(pattern, label)
-                    continue
-                patterns.add(pattern, label)
-                if offset is not None:
-                    produced.update(shifted_date_variants(pattern, offset))
-            kept.update(kept_values(ds, table, retained))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's warnings (on reading and on values) can quote a value
+                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+                offset = date_shift(ds) if date_shift is not None else None
+                for pattern, label, short in dataset_values(ds, table, retained):
+                    if short:
+                        patterns.add_short(pattern, label)
+                        continue
+                    patterns.add(pattern, label)
+                    if offset is not None:
+                        produced.update(shifted_date_variants(pattern, offset))
+                kept.update(kept_values(ds, table, retained))
         except Exception:  # broken originals are the ingest's business; the audit only counts them
             patterns.originals_unreadable += 1
             continue

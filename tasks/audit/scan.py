@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -216,11 +217,17 @@ def _looks_text(path: Path) -> bool:
 
 def scan_dicom(path: Path, relpath: str, search: Search, table: AnnexTable, labels: Labeler) -> list[Finding]:
     """Header bytes (pixel data blanked), decoded element values, and structural checks of one DICOM file."""
-    matcher = search.data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's warnings can quote a value
+        return _scan_dicom(path, relpath, search, table, labels)
+
+
+def _scan_dicom(path: Path, relpath: str, search: Search, table: AnnexTable, labels: Labeler) -> list[Finding]:
     import pydicom
     from pydicom.uid import UID_dictionary
 
     findings: list[Finding] = []
+    matcher = search.data
     try:
         ds = pydicom.dcmread(path, force=True, defer_size=1024)
     except Exception:
