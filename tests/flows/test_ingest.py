@@ -326,3 +326,26 @@ def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, t
     assert "CompressedSamples" not in str(failed.value)
     summary = json.loads((dataset / "ingest-runs" / "leaky.json").read_text())
     assert summary["stored"] == 1 and summary["audit_findings"] >= 1
+
+
+@pytest.mark.slow
+def test_a_missing_source_fails_the_flow_run_with_a_clear_message(prefect_server, tmp_path):
+    """A SOURCE that is not there (a deployment's or sources.yaml's typo) is a failed run, not a successful run
+    with one quarantined "file"; the message names no path."""
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.ingest import ingest
+    from tasks.errors import ConfigError
+
+    key = write_key(tmp_path / "key")
+    with pytest.raises(ConfigError, match="SOURCE does not exist") as failed:
+        ingest(str(tmp_path / "DOE_JOHN_123"), str(tmp_path / "ds"), key_file=str(key), workers=1, run_id="nosrc")
+    assert "DOE_JOHN" not in str(failed.value)
+    assert not (tmp_path / "ds" / "audit.jsonl").exists() and not (tmp_path / "ds" / "store.zarr").exists()
+
+    async def latest_state() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1))[0].state_type.value
+
+    assert asyncio.run(latest_state()) == "FAILED"
