@@ -79,7 +79,8 @@ def command(
         console.print(f"[red]finding[/] {f.kind}: {where} {escape(', '.join(f.attributes))} x{f.count}")
     console.print(
         f"audit: {result.files_scanned} files, {result.bytes_scanned} bytes, {result.patterns} patterns from "
-        f"{result.originals_read} originals, {result.arrays_ocr} arrays read by OCR, Prefect database "
+        f"{result.originals_read} originals ({result.originals_unreadable} unreadable), {result.arrays_ocr} arrays "
+        "read by OCR, Prefect database "
         f"{result.prefect_database}: "
         + ("[green]no findings[/]" if result.ok else f"[red]{len(result.findings)} findings[/]")
     )
