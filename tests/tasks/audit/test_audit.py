@@ -146,7 +146,9 @@ def test_prefect_task_returns_counts_only(originals: Path, clean_dataset: Path, 
     from tasks.audit.task import audit_task
 
     shutil.copy(originals / "ct.dcm", clean_dataset / "leaked.dcm")
-    result = audit_task.fn(str(clean_dataset), str(originals), str(tmp_path / "audit.json"), ocr=False)
+    result = audit_task.fn(
+        str(clean_dataset), str(originals), str(tmp_path / "audit.json"), ocr=False, prefect_database=False
+    )
     assert result["ok"] is False and result["findings"] > 0
     assert json.loads((tmp_path / "audit.json").read_text())["ok"] is False
     _no_value_in(json.dumps(result))
