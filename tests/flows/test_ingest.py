@@ -84,6 +84,8 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path):
     assert first["discovered"] == 9
     assert first["audit_findings"] == 0 and first["audit_files_scanned"] > 0  # the in-flow PHI audit ran
     assert (dataset / first["audit_report"]).is_file()
+    audited = json.loads((dataset / first["audit_report"]).read_text())
+    assert audited["prefect_database"] == "scanned" and audited["prefect_files_scanned"] >= 1  # the test server's
     assert first["stored"] + first["skipped"] + first["quarantined"] == first["discovered"]
     assert first["quarantine_reasons"] == {"not-dicom": 1, "unsupported": 1}
     audit = _read_audit(dataset, "run-1")
