@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.training import TrainConfig, train_model
-from tasks.synth.views import write_view_dataset
+from tasks.synth.views import save_labels, write_view_dataset
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     if not (dataset / "manifest.parquet").exists():
         t0 = time.time()
         labels = write_view_dataset(dataset, args.patients, args.seed, frames=80)
-        labels.to_csv(dataset / "labels.csv", index=False)
+        save_labels(labels, dataset / "labels.csv")
         print(f"wrote {args.patients} synthetic patients in {time.time() - t0:.0f} s")
     common = dict(dataset=str(dataset), labels=str(dataset / "labels.csv"), frames=args.frames, stride=args.stride,
                   size=size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,

@@ -6,6 +6,8 @@ r2plus1d_18 with DataParallel. One training step of r2plus1d_18 at 16×112×112 
 
     python bench/train.py                                            # this CPU
     python bench/train.py --device cuda --precision bf16-mixed --steps 50 --batch-size 32
+    python bench/train.py --device cuda --recipe torchvision-reference --batch-size 64   # the peer
+    python bench/gpu_suite.py                     # every GPU figure in one call (configurations side by side)
 
 Targets: loader clips/s per worker × workers ≥ GPU clips/s; ≥ 40% of the compute bound on an H100.
 Writes ``bench/results/train-<device>.json``.
@@ -46,14 +48,20 @@ def peak_tflops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
-def training_throughput(args: argparse.Namespace) -> dict:
-    device = torch.device(args.device)
+def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "sgd":  # the torchvision reference recipe's optimiser
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    return torch.optim.AdamW(params, lr=lr, fused=name == "adamw-fused")
+
+
+def _medflow_step(args: argparse.Namespace, device: torch.device):
+    """medflow's training step: uint8 clips on the device, normalised and augmented there, bf16 autocast."""
     backbone = build_backbone(args.backbone)
     head = FusionHead(backbone.out_features, 1)
     model = torch.nn.ModuleDict({"backbone": backbone, "head": head}).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = _optimizer(args.optimizer, model.parameters(), args.lr)
     spec = InputSpec(mean=0.15, std=0.2)
     clips = torch.randint(
         0, 255, (args.batch_size, args.frames, args.size, args.size), dtype=torch.uint8, device=device
@@ -64,7 +72,7 @@ def training_throughput(args: argparse.Namespace) -> dict:
     def forward(x: torch.Tensor) -> torch.Tensor:
         return model["head"](model["backbone"](x)).view(-1)
 
-    fwd = torch.compile(forward) if args.compile else forward
+    fwd = torch.compile(forward, mode=args.compile_mode) if args.compile else forward
 
     def step() -> None:
         x = prepare_clips(clips, spec, augment=True)
@@ -76,15 +84,64 @@ def training_throughput(args: argparse.Namespace) -> dict:
         loss.backward()
         opt.step()
 
+    return step
+
+
+def _reference_step(args: argparse.Namespace, device: torch.device):
+    """The torchvision video-classification reference recipe's step (references/video_classification/train.py):
+    the same r2plus1d_18, float clips already normalised by the CPU transforms, fp16 autocast with a GradScaler,
+    SGD with momentum, no compile, default memory format. Clips sit on the device so loading is not measured."""
+    from torchvision.models.video import r2plus1d_18
+
+    model = r2plus1d_18(weights=None, num_classes=400).to(device)
+    opt = _optimizer("sgd", model.parameters(), 0.64 * args.batch_size / 1024)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    clips = torch.randn(args.batch_size, 3, args.frames, args.size, args.size, device=device)
+    target = torch.randint(0, 400, (args.batch_size,), device=device)
+    criterion = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16):
+            loss = criterion(model(clips), target)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    return step
+
+
+def _profile(step, device: torch.device, steps: int = 3, top: int = 15) -> list[dict]:
+    """The ops with the most self time over ``steps`` steps (CUDA time on a GPU), as rows of a table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, attr, 0.0), reverse=True)[:top]
+    total = sum(getattr(e, attr, 0.0) for e in prof.key_averages()) or 1.0
+    return [{"op": e.key, "self_ms": round(getattr(e, attr, 0.0) / 1e3 / steps, 2),
+             "share": round(getattr(e, attr, 0.0) / total, 3), "calls": e.count // steps} for e in events]  # fmt: skip
+
+
+def training_throughput(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    step = _reference_step(args, device) if args.recipe == "torchvision-reference" else _medflow_step(args, device)
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         step()
     gflop_per_clip = counter.get_total_flops() / args.batch_size / 1e9
-    for _ in range(args.warmup):
-        step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    for _ in range(args.warmup):  # includes torch.compile and cuDNN autotuning
+        step()
     sync()
+    warmup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(args.steps):
         step()
@@ -93,13 +150,20 @@ def training_throughput(args: argparse.Namespace) -> dict:
     clips_per_s = args.steps * args.batch_size / seconds
     peak = peak_tflops(device)
     out = {
+        "recipe": args.recipe,
         "backbone": args.backbone,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu"),
-        "precision": args.precision,
+        "precision": args.precision
+        if args.recipe == "medflow"
+        else ("fp16 autocast + GradScaler" if device.type == "cuda" else "bf16 autocast (CPU)"),
         "batch_size": args.batch_size,
         "clip": [args.frames, args.size, args.size],
         "steps": args.steps,
-        "compile": args.compile,
+        "compile": args.compile and args.recipe == "medflow",
+        "compile_mode": args.compile_mode,
+        "channels_last": args.channels_last and args.recipe == "medflow",
+        "optimizer": args.optimizer if args.recipe == "medflow" else "sgd",
+        "warmup_s": round(warmup_s, 1),
         "train_clips_per_s": round(clips_per_s, 2),
         "gflop_per_clip_measured": round(gflop_per_clip, 1),
         "achieved_tflops": round(clips_per_s * gflop_per_clip / 1e3, 2),
@@ -113,6 +177,8 @@ def training_throughput(args: argparse.Namespace) -> dict:
         )
     if device.type == "cuda":
         out["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 1)
+    if args.profile:
+        out["profile"] = _profile(step, device)
     return out
 
 
@@ -181,7 +247,7 @@ def loader_throughput(args: argparse.Namespace, work: Path) -> dict:
     return results
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
@@ -192,14 +258,28 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--backbone", default="r2plus1d_18")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw-fused", "sgd"])
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument(
+        "--recipe",
+        default="medflow",
+        choices=["medflow", "torchvision-reference"],
+        help="medflow's step, or the torchvision video-classification reference recipe (the peer)",
+    )
+    ap.add_argument("--profile", action="store_true", help="add the top ops by self time to the result")
     ap.add_argument("--videos", type=int, default=48)
     ap.add_argument("--view-frames", type=int, default=100)
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--loader-epochs", type=int, default=2)
     ap.add_argument("--skip-loader", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     torch.backends.cudnn.benchmark = True
     result: dict = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": str(torch.__version__)}

@@ -34,6 +34,10 @@ DEMO_TRAINING: dict[str, Any] = {
 }
 
 
+#: Outcome columns the demo keeps from the cohort's outcomes.csv (besides the id, the two dates and the age).
+DEMO_KEPT_COLUMNS = ["event", "ef", "sex", "group"]
+
+
 def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[Path, Path]:
     """Write the demo's raw inputs under ``out/source`` and de-identified labels; return (source, labels).
 
@@ -61,6 +65,8 @@ def stage_inputs(out: Path, key_file: Path, patients: int, seed: int) -> tuple[P
         Pseudonymizer(load_key(key_file)),
         id_col="mrn",
         date_cols=["study_date", "followup_date"],
+        keep=DEMO_KEPT_COLUMNS,  # the outcome and the subgroup columns; anything else the export holds is dropped
+        age_cols=["age"],
     )
     return source, labels
 

@@ -3,6 +3,10 @@
 The result is the *training table*: one row per usable instance (QC passed, has a training view),
 with ``patient_id``, ``instance_id``, ``view_key``, the label columns renamed to ``target`` or
 ``duration``/``event``, tabular covariates, the group column, and ``split`` in {train, val, test}.
+
+Labels are read only through :func:`read_labels`: the table must carry the record ``medflow deid-table`` writes
+beside it (``LABELS.csv.deid.json``) and be unchanged since, so every column a model, a prediction file or a
+subgroup table can see is one the user kept there.
 """
 
 from __future__ import annotations
@@ -37,6 +41,21 @@ class LabelSpec:
     carry: tuple[str, ...] = field(default=("sex", "age", "group"))
 
 
+def read_labels(path: Path | str) -> pd.DataFrame:
+    """The labels table written by ``medflow deid-table`` (checked against its record); ``ValueError`` otherwise."""
+    from tasks.deid.table import read_record
+    from tasks.errors import ConfigError
+
+    try:
+        record = read_record(Path(path))
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    frame = pd.read_csv(path)
+    if list(frame.columns) != list(record["columns"]):
+        raise ValueError("the labels table's columns differ from its de-identification record")
+    return frame
+
+
 def manifest_hash(dataset: Path) -> str:
     """SHA-256 of ``manifest.parquet`` (recorded in every run's config)."""
     return hashlib.sha256((dataset / MANIFEST).read_bytes()).hexdigest()
@@ -55,7 +74,10 @@ def _label_columns(labels: pd.DataFrame, spec: LabelSpec) -> pd.DataFrame:
     need += list(spec.tabular) + ([spec.group_col] if spec.group_col else [])
     missing = [c for c in need if c not in labels.columns]
     if missing:
-        raise ValueError(f"labels table lacks column(s) {', '.join(missing)}; name them with the --*-col options")
+        raise ValueError(
+            f"labels table lacks column(s) {', '.join(missing)}; name them with the --*-col options (and keep them "
+            "with `medflow deid-table --keep/--age-cols`: it drops every column it is not told to keep)"
+        )
     out = pd.DataFrame({"patient_id": labels[spec.id_col].astype(str)})
     if spec.task == "survival":
         start = pd.to_datetime(labels[spec.start_col])

@@ -98,7 +98,15 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     from models.heads import FusionHead, build_objective, objective_from_state
     from models.module import ClinicalModel, InputSpec
     from models.networks import build_backbone
-    from models.table import LabelSpec, TabularScaler, assign_split, load_table, manifest_hash, split_patients
+    from models.table import (
+        LabelSpec,
+        TabularScaler,
+        assign_split,
+        load_table,
+        manifest_hash,
+        read_labels,
+        split_patients,
+    )
 
     dataset = Path(cfg.dataset)
     previous: dict[str, Any] | None = None
@@ -113,7 +121,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
 
     spec = LabelSpec(cfg.task, cfg.id_col, cfg.start_col, cfg.end_col, cfg.event_col, cfg.target_col,
                      tuple(cfg.tabular), cfg.group_col, cfg.kind)  # fmt: skip
-    labels = pd.read_csv(cfg.labels)
+    labels = read_labels(cfg.labels)  # only tables from `medflow deid-table`, unchanged since
     table = load_table(dataset, labels, spec)
     mhash = manifest_hash(dataset)
     if previous is not None:

@@ -24,7 +24,8 @@ def command(
             "--option",
             help="Profile option, repeatable: retain-longitudinal-modified-dates (default), "
             "retain-patient-characteristics (default), clean-descriptors, retain-device-identity, "
-            "retain-institution-identity, retain-safe-private, retain-uids, retain-longitudinal-full-dates.",
+            "retain-institution-identity, retain-safe-private, retain-uids, retain-longitudinal-full-dates, "
+            "retain-unknown-attributes (medflow's: keep public attributes the data dictionary does not know).",
         ),
     ] = None,
     no_default_options: Annotated[

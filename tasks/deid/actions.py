@@ -4,14 +4,10 @@ Action codes of PS3.15 Table E.1-1:
 
 - ``X`` remove; ``Z`` replace with a zero-length value; ``D`` replace with a non-identifying dummy
   of the same VR; ``U`` replace a UID with a keyed one; ``K`` keep; ``C`` clean (dates shifted,
-  text scrubbed of identifiers, ages capped, AE titles pseudonymised).
-- Combinations where the standard lets the choice depend on the IOD (``X/Z``, ``X/D``, ``Z/D``,
-  ``X/Z/D``, ``X/Z/U*``) are resolved by :func:`resolve_combination` with one documented rule:
-
-  *An attribute that is Type 1 in a common IOD (CT, MR, US, SC, SR, RT, enhanced multi-frame) gets a
-  dummy (``D``); one that is Type 2 there stays present and empty (``Z``); every other attribute is
-  removed (``X``). ``X/Z/U*`` sequences are kept and their UIDs replaced (the items are de-identified
-  recursively, so references stay valid).* The two sets below are the Type 1 / Type 2 lists used.
+  text reduced to what is known not to identify, ages capped, AE titles pseudonymised).
+- Combinations where the standard lets the choice depend on the IOD (``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D``) are
+  chosen per instance from the Type of the attribute in the file's own IOD (:mod:`tasks.deid.iod`);
+  ``X/Z/U*`` sequences are kept and their items de-identified (UIDs replaced), so references stay valid.
 """
 
 from __future__ import annotations
@@ -19,53 +15,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-# Attributes of the Annex E combination rows that are Type 1 / Type 2 in a common IOD (DICOM 2024b PS3.3):
-TYPE1_IN_COMMON_IODS: frozenset[int] = frozenset(
-    {
-        0x0008002A,  # Acquisition DateTime: Type 1 in enhanced CT/MR/US multi-frame image modules
-        0x00181000,  # Device Serial Number: Type 1 in Enhanced General Equipment
-        0x0040A032,  # Observation DateTime: Type 1C in SR content items
-        0x00080023,  # Content Date: Type 1 in SR Document General, 2C/1 in image IODs
-        0x00080033,  # Content Time: as Content Date
-        0x00100020,  # Patient ID: replaced by the keyed pseudonym (a dummy)
-    }
-)
-TYPE2_IN_COMMON_IODS: frozenset[int] = frozenset(
-    {
-        0x00400555,  # Acquisition Context Sequence: Type 2 in Acquisition Context module
-        0x00102203,  # Patient's Sex Neutered: Type 2C in Patient module
-        0x300E0008,  # Reviewer Name: Type 2C in RT Approval / Approval module
-        0x300A00B2,  # Treatment Machine Name: Type 2 in RT Beams
-        0x30080054,  # First Treatment Date: Type 2 in RT Treatment Summary Record
-        0x30080056,  # Most Recent Treatment Date: Type 2 in RT Treatment Summary Record
-        0x300A0006,  # RT Plan Date: Type 2 in RT General Plan
-        0x300A0007,  # RT Plan Time: Type 2 in RT General Plan
-        0x30080250,  # Treatment Date: Type 2 in RT Treatment Records
-        0x30080251,  # Treatment Time: Type 2 in RT Treatment Records
-        0x00700084,  # Content Creator's Name: Type 2 in Presentation State Identification
-        0x00180010,  # Contrast/Bolus Agent: Type 2 in Contrast/Bolus module
-        0x00189919,  # Instruction Performed DateTime: Type 2 where present
-    }
-)
-
 SINGLE_CODES = frozenset({"X", "Z", "D", "U", "K", "C"})
 COMBINATIONS = frozenset({"X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"})
-
-
-def resolve_combination(code: str, tag: int) -> str:
-    """The single action applied for a (possibly combined) Annex E code on attribute ``tag``."""
-    if code in SINGLE_CODES:
-        return code
-    if code == "X/Z/U*":
-        return "U*"
-    choices = code.split("/")
-    if code not in COMBINATIONS:
-        raise ValueError(f"unknown Annex E action code {code!r} for ({tag >> 16:04X},{tag & 0xFFFF:04X})")
-    if "D" in choices and (tag in TYPE1_IN_COMMON_IODS or (tag in TYPE2_IN_COMMON_IODS and "Z" not in choices)):
-        return "D"
-    if "Z" in choices and (tag in TYPE1_IN_COMMON_IODS or tag in TYPE2_IN_COMMON_IODS):
-        return "Z"
-    return "X" if "X" in choices else "Z"
 
 
 # --- D: dummy values per VR ------------------------------------------------------------------------
@@ -86,7 +37,7 @@ DUMMY_BY_VR: dict[str, object] = {
     "AS": "000D",
     "IS": "0",
     "DS": "0",
-    "UR": "",
+    "UR": "ANONYMIZED",  # a relative URI reference that points nowhere
     "US": 0,
     "SS": 0,
     "UL": 0,
@@ -96,18 +47,20 @@ DUMMY_BY_VR: dict[str, object] = {
     "FL": 0.0,
     "FD": 0.0,
     "AT": 0,
-    "OB": b"",
-    "OW": b"",
-    "OD": b"",
-    "OF": b"",
-    "OL": b"",
-    "OV": b"",
-    "UN": b"",
+    "OB": b"\x00" * 2,
+    "OW": b"\x00" * 2,
+    "OD": b"\x00" * 8,
+    "OF": b"\x00" * 4,
+    "OL": b"\x00" * 4,
+    "OV": b"\x00" * 8,
+    "UN": b"\x00" * 2,
 }
 
 
 def dummy_value(vr: str) -> object:
-    """A non-identifying value valid for ``vr`` (``D``); unknown VRs get an empty value."""
+    """A non-identifying, non-empty value valid for ``vr`` (``D``; binary VRs get zero bytes); unknown VRs: empty.
+
+    UIDs are not here: a ``D`` on a UI attribute gets the keyed UID (:meth:`Pseudonymizer.uid`)."""
     return DUMMY_BY_VR.get(vr, "")
 
 
@@ -217,13 +170,6 @@ def age_between(birth: str, on: str) -> str | None:
     if months >= 1:
         return f"{months:03d}M"
     return f"{min((d - b).days, 999):03d}D"
-
-
-def scrub_text(value: str, pattern: re.Pattern[str] | None) -> str:
-    """Clean a descriptor: every occurrence of a known identifier of the instance becomes ``***``."""
-    if pattern is None or not value:
-        return value
-    return pattern.sub("***", value)
 
 
 def identifier_pattern(values: list[str]) -> re.Pattern[str] | None:

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pydicom.datadict import DicomDictionary, mask_match
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -21,18 +22,19 @@ from tasks.deid.actions import (
     dummy_value,
     empty_value,
     identifier_pattern,
-    scrub_text,
     shift_da,
     shift_dt,
 )
+from tasks.deid.iod import COMPOUND_CODES, TypeMap, choose, load_iod_types
 from tasks.deid.private import is_safe
-from tasks.deid.profile import Rule
+from tasks.deid.profile import TEXT_OP, Rule
 from tasks.deid.pseudonyms import Pseudonymizer
+from tasks.deid.vocabulary import clean_value
 from tasks.errors import DeidError
 
 #: Deepest sequence nesting accepted (real objects stay far below; deeper input is refused, not truncated).
 MAX_DEPTH = 64
-_IDENTIFYING_OPS = frozenset({"X", "Z", "D", "PID", "PNAME", "ACC"})
+_IDENTIFYING_OPS = frozenset({"X", "Z", "D", "PID", "PNAME", "ACC", *COMPOUND_CODES})
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "DA", "CS"})
 
 
@@ -41,7 +43,7 @@ def identifying_text_tags(rules: dict[int, Rule]) -> tuple[int, ...]:
 
     Empty when no rule cleans text, so the collection costs nothing under the default options.
     """
-    if not any(op == "TEXT" for op, _ in rules.values()):
+    if not any(op.startswith(TEXT_OP) for op, _ in rules.values()):
         return ()
     return tuple(sorted(t for t, (op, vr) in rules.items() if op in _IDENTIFYING_OPS and vr in _TEXT_VRS))
 
@@ -80,8 +82,12 @@ class Walker:
         *,
         retain_safe_private: bool,
         retain_uids: bool,
+        iod_types: TypeMap,
+        retain_unknown: bool = False,
     ):
         self.rules = rules
+        self.iod_types = iod_types
+        self.retain_unknown = retain_unknown
         self.pseudo = pseudonyms
         self.identity = identity
         self.retain_safe_private = retain_safe_private
@@ -128,7 +134,8 @@ class Walker:
         return self.pseudo.uid(text)
 
     # -- the walk ------------------------------------------------------------------------------
-    def walk(self, ds: Dataset, depth: int = 0) -> None:
+    def walk(self, ds: Dataset, depth: int = 0, parent: int = 0) -> None:
+        """De-identify the elements of ``ds``; ``parent`` is the tag of the sequence holding it (0 at the top)."""
         if depth > MAX_DEPTH:
             raise DeidError(f"sequences nested deeper than {MAX_DEPTH} levels", step="deid")
         rules_get = self.rules.get
@@ -146,6 +153,9 @@ class Walker:
                     counts["X"] += 1
                 elif group == 0x0012 and 0x0062 <= (tag & 0xFFFF) <= 0x0064:
                     del d[tag]  # marking attributes are re-written by tasks.deid.instance
+                elif not self.retain_unknown and int(tag) not in DicomDictionary and mask_match(tag) is None:
+                    del d[tag]  # the dictionary does not know it: nothing says it is safe
+                    counts["X"] += 1
                 else:
                     raw_vr = d[tag].VR
                     if raw_vr == "SQ":
@@ -156,6 +166,10 @@ class Walker:
                         counts["U"] += 1
                 continue
             op, vr = rule
+            if op in COMPOUND_CODES:  # the file's own IOD decides: X, Z or D
+                op = choose(op, self.iod_types.get((parent, int(tag))))
+                if op == "D" and d[tag].VR == "SQ":
+                    op = "RECURSE"
             if op == "X":
                 del d[tag]
                 counts["X"] += 1
@@ -183,7 +197,12 @@ class Walker:
                 counts["Z"] += 1
             elif op == "D":
                 actual = self._vr(d, tag, vr)
-                self._set(ds, tag, actual, dummy_value(actual))
+                if actual == "UI":  # a keyed UID is the non-identifying dummy that keeps references consistent
+                    text = d[tag].value
+                    self._set(ds, tag, "UI", self.map_uid(text.decode("ascii", "replace").strip(" \x00")
+                                                          if isinstance(text, bytes) else text, False))  # fmt: skip
+                else:
+                    self._set(ds, tag, actual, dummy_value(actual))
                 counts["D"] += 1
             elif op == "SHIFT":
                 self._shift(ds, tag, vr)
@@ -210,17 +229,26 @@ class Walker:
                     values = elem.value if isinstance(elem.value, MultiValue) else [elem.value]
                     elem.value = [self.pseudo.other_id(_str(v)) for v in values]
                 counts["C"] += 1
-            elif op == "TEXT":
+            elif op.startswith(TEXT_OP):  # "TEXT:<basic code>": keep what is known not to identify
                 elem = ds[tag]
-                if isinstance(elem.value, str) and elem.value:
-                    elem.value = scrub_text(elem.value, self.pattern())
-                elif isinstance(elem.value, MultiValue):
-                    elem.value = [scrub_text(_str(v), self.pattern()) for v in elem.value]
-                elif isinstance(elem.value, bytes) and elem.value:  # undecoded (UN): cannot be cleaned
-                    del d[tag]
-                    counts["X"] += 1
+                value = elem.value
+                values = list(value) if isinstance(value, MultiValue) else [value]
+                kept = [] if isinstance(value, bytes) else [clean_value(tag, _str(v), self.pattern()) for v in values]
+                kept = [v for v in kept if v]
+                if kept:
+                    elem.value = kept if len(kept) > 1 else kept[0]
+                    counts["C"] += 1
                     continue
-                counts["C"] += 1
+                basic = op[len(TEXT_OP) + 1 :]
+                if basic in COMPOUND_CODES:
+                    basic = choose(basic, self.iod_types.get((parent, int(tag))))
+                if basic == "Z" or basic == "D":
+                    actual = self._vr(d, tag, vr)
+                    self._set(ds, tag, actual, empty_value(actual) if basic == "Z" else dummy_value(actual))
+                else:  # X, and anything a text row could not keep
+                    del d[tag]
+                    basic = "X"
+                counts[basic] += 1
             else:  # pragma: no cover - compile_rules only emits the ops above
                 raise DeidError(f"no operation {op!r} for ({tag >> 16:04X},{tag & 0xFFFF:04X})")
         if private_tags:
@@ -243,7 +271,7 @@ class Walker:
         if elem.VR != "SQ" or not elem.value:
             return
         for item in elem.value:
-            self.walk(item, depth + 1)
+            self.walk(item, depth + 1, int(tag))
 
     def _shift(self, ds: Dataset, tag: int, vr: str) -> None:
         elem = ds[tag]
@@ -297,10 +325,24 @@ def deidentify(
     *,
     retain_safe_private: bool = False,
     retain_uids: bool = False,
+    retain_unknown: bool = False,
     identifying_text_tags: tuple[int, ...] = (),
 ) -> DeidReport:
-    """De-identify ``ds`` in place with the compiled ``rules``; return the counts per action."""
-    walker = Walker(rules, pseudonyms, identity, retain_safe_private=retain_safe_private, retain_uids=retain_uids)
+    """De-identify ``ds`` in place with the compiled ``rules``; return the counts per action.
+
+    ``X/Z``, ``X/D``, ``Z/D`` and ``X/Z/D`` follow the Types of the IOD of the dataset's SOP Class UID. Public
+    attributes the data dictionary does not know (any group) are removed unless ``retain_unknown``.
+    """
+    iod_types = load_iod_types().for_sop_class(_str(ds.get("SOPClassUID", "")))
+    walker = Walker(
+        rules,
+        pseudonyms,
+        identity,
+        retain_safe_private=retain_safe_private,
+        retain_uids=retain_uids,
+        iod_types=iod_types,
+        retain_unknown=retain_unknown,
+    )
     if identifying_text_tags:
         walker.snapshot(ds, identifying_text_tags)
     walker.walk(ds)

@@ -16,8 +16,9 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from tasks.config import CleanPixelsMode
 from tasks.deid.actions import age_between
 from tasks.deid.context import DeidContext
+from tasks.deid.documents import blank_document
 from tasks.deid.engine import Identity, deidentify
-from tasks.deid.options import BASIC_PROFILE_CODE, CLEAN_PIXEL_CODE, OPTION_CODES, DeidOption
+from tasks.deid.options import BASIC_PROFILE_CODE, CLEAN_PIXEL_CODE, MEDFLOW_OPTION_METHODS, OPTION_CODES, DeidOption
 from tasks.deid.reader import transfer_syntax
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def mark(ds: Dataset, options: frozenset[DeidOption], pixels_cleaned: bool) -> l
     codes = [BASIC_PROFILE_CODE]
     if pixels_cleaned:
         codes.append(CLEAN_PIXEL_CODE)
-    codes += [OPTION_CODES[o] for o in sorted(options)]
+    codes += [OPTION_CODES[o] for o in sorted(options) if o in OPTION_CODES]
     if DeidOption.RETAIN_LONGITUDINAL_MODIFIED_DATES in options:
         dates = "MODIFIED"
     elif DeidOption.RETAIN_LONGITUDINAL_FULL_DATES in options:
@@ -89,6 +90,7 @@ def mark(ds: Dataset, options: frozenset[DeidOption], pixels_cleaned: bool) -> l
     else:
         dates = "REMOVED"
     methods = [METHOD] + [meaning.upper()[:64] for _, meaning in codes[1:]]
+    methods += [MEDFLOW_OPTION_METHODS[o] for o in sorted(options) if o in MEDFLOW_OPTION_METHODS]
     d = ds._dict  # direct element construction: this runs once per file
     d[_REMOVED] = DataElement(_REMOVED, "CS", "YES")
     d[_METHOD] = DataElement(_METHOD, "LO", methods)
@@ -122,9 +124,11 @@ def deidentify_instance(ds: Dataset, ctx: DeidContext) -> DeidentifiedInstance:
         identity,
         retain_safe_private=DeidOption.RETAIN_SAFE_PRIVATE in ctx.options,
         retain_uids=DeidOption.RETAIN_UIDS in ctx.options,
+        retain_unknown=DeidOption.RETAIN_UNKNOWN_ATTRIBUTES in ctx.options,
         identifying_text_tags=ctx.text_tags,
     )
 
+    blank_document(ds)
     if "PatientID" not in ds:  # type 2 in the Patient module: present with the pseudonym the path uses
         ds.PatientID = pseudo_pid
     if "PatientName" not in ds:

@@ -19,6 +19,8 @@ class DeidOption(StrEnum):
     RETAIN_INSTITUTION_IDENTITY = "retain-institution-identity"
     RETAIN_SAFE_PRIVATE = "retain-safe-private"
     RETAIN_UIDS = "retain-uids"
+    #: medflow's own option (not in Annex E, no CID 7050 code): keep attributes the data dictionary does not know
+    RETAIN_UNKNOWN_ATTRIBUTES = "retain-unknown-attributes"
 
 
 #: On unless the caller starts from an empty set: survival needs intervals, fairness needs age and sex.
@@ -39,6 +41,10 @@ OPTION_CODES: dict[DeidOption, tuple[str, str]] = {
     DeidOption.RETAIN_INSTITUTION_IDENTITY: ("113112", "Retain Institution Identity Option"),
     DeidOption.RETAIN_SAFE_PRIVATE: ("113111", "Retain Safe Private Option"),
     DeidOption.RETAIN_UIDS: ("113110", "Retain UIDs Option"),
+}
+#: Options outside Annex E, named in DeidentificationMethod (0012,0063) instead of the code sequence.
+MEDFLOW_OPTION_METHODS: dict[DeidOption, str] = {
+    DeidOption.RETAIN_UNKNOWN_ATTRIBUTES: "MEDFLOW RETAIN UNKNOWN ATTRIBUTES",
 }
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")

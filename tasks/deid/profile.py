@@ -5,14 +5,17 @@ that the engine looks up once per element. Operations (``op``):
 
 ``X`` remove · ``Z`` empty · ``D`` dummy · ``U`` keyed UID · ``K`` keep · ``RECURSE`` keep a sequence
 and de-identify its items · ``SHIFT`` move a DA/DT by the patient's offset · ``AGE`` keep an age,
-capped at 90Y · ``AEID`` keyed pseudonym of an AE title · ``TEXT`` scrub identifiers from a descriptor ·
+capped at 90Y · ``AEID`` keyed pseudonym of an AE title · ``TEXT:<basic code>`` keep only the text known not
+to identify (:mod:`tasks.deid.vocabulary`), else apply the row's basic code ·
 ``PID``/``PNAME``/``ACC`` patient id, patient name and accession pseudonyms · ``MAPUID`` keyed UID
-unless the value is a registered (well-known) UID.
+unless the value is a registered (well-known) UID · ``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D`` chosen per instance
+from the Type of the attribute in the file's own IOD (:mod:`tasks.deid.iod`).
 
 Attributes the table does not list: private ones (odd group) are removed (see :mod:`tasks.deid.private`),
 curves (50xx) and overlays (60xx) are removed whole, sequences are recursed, UIDs are mapped
 (``MAPUID``), the 13 unlisted DA/DT attributes are treated like listed dates (shifted, kept or
-removed per the date options) and the 3 unlisted person names are emptied (medflow extensions);
+removed per the date options) and the 3 unlisted person names are emptied (medflow extensions); public
+attributes the data dictionary does not know, in any group, are removed (``retain-unknown-attributes`` keeps them);
 everything else is kept, as the Basic Profile allows.
 """
 
@@ -27,7 +30,8 @@ from types import MappingProxyType
 
 from pydicom.datadict import DicomDictionary
 
-from tasks.deid.actions import resolve_combination
+from tasks.deid.actions import COMBINATIONS, SINGLE_CODES
+from tasks.deid.iod import COMPOUND_CODES
 from tasks.deid.options import DeidOption
 
 TABLE_FILE = Path(__file__).with_name("annex_e.json")
@@ -39,10 +43,14 @@ PATIENT_AGE = 0x00101010
 #: Free-text content items that only occur inside ``D`` sequences (Content / Graphic Annotation Sequence):
 #: the table does not list them, medflow replaces them with a dummy so "D" on the sequence holds.
 FREE_TEXT_IN_D_SEQUENCES = {0x0040A160: "UT", 0x00700006: "ST"}
+#: Free text the table does not list that describes content Annex E replaces (the title of an encapsulated document,
+#: whose document gets ``D``): emptied (both are Type 2), cleaned like a descriptor under ``clean-descriptors``.
+MEDFLOW_DESCRIPTORS = {0x00420010: "ST"}
 #: UI attributes that name a registered class, syntax or coding scheme: never identifying, never mapped.
 REGISTRY_UID_SUFFIXES = ("ClassUID", "TransferSyntaxUID", "CodingSchemeUID", "MappingResourceUID", "ContextUID")
 
 Rule = tuple[str, str]  # (op, vr)
+TEXT_OP = "TEXT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +112,19 @@ def load_profile(path: Path = TABLE_FILE) -> Profile:
 
 
 def specialise(op: str, vr: str, tag: int) -> str:
-    """A resolved single action code as the concrete engine operation for this VR and tag."""
-    if op == "U*":
+    """An action code as the concrete engine operation for this VR and tag (IOD choices stay for the walk)."""
+    if op not in SINGLE_CODES and op not in COMBINATIONS:
+        raise ValueError(f"unknown Annex E action code {op!r} for ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+    if op in COMPOUND_CODES:
+        return op
+    if op == "X/Z/U*":  # sequences kept, their items de-identified (UIDs replaced), so references stay valid
         return "RECURSE"
     if vr == "SQ":
         return {"D": "RECURSE", "K": "RECURSE", "C": "RECURSE", "U": "RECURSE"}.get(op, op)
     if op == "C":
         if vr in ("DA", "DT"):
             return "SHIFT"
-        return {"TM": "K", "AS": "AGE", "AE": "AEID"}.get(vr, "TEXT")
+        return {"TM": "K", "AS": "AGE", "AE": "AEID"}.get(vr, TEXT_OP)
     if op == "K" and vr == "AS":
         return "AGE"
     return op
@@ -149,6 +161,8 @@ def compile_rules(options: Iterable[DeidOption], profile: Profile | None = None)
     rules = _dictionary_defaults(options)
     for tag, vr in FREE_TEXT_IN_D_SEQUENCES.items():
         rules[tag] = ("D", vr)
+    for tag, vr in MEDFLOW_DESCRIPTORS.items():
+        rules[tag] = (f"{TEXT_OP}:Z" if DeidOption.CLEAN_DESCRIPTORS in options else "Z", vr)
     for action in profile.actions:
         if action.is_pattern:
             continue  # handled structurally by the engine (groups 50xx/60xx, odd groups)
@@ -161,10 +175,12 @@ def compile_rules(options: Iterable[DeidOption], profile: Profile | None = None)
                 code = "K"
             elif action.vr not in ("DA", "DT"):
                 code = action.basic
-        op = specialise(resolve_combination(code, tag), action.vr, tag)
+        op = specialise(code, action.vr, tag)
+        if op == TEXT_OP:
+            op = f"{TEXT_OP}:{action.basic}"  # what the text gets when nothing known not to identify is left
         rules[tag] = (op, action.vr)
-    if DeidOption.RETAIN_UIDS in options:
-        rules = {t: (("K", vr) if op in ("U", "MAPUID") else (op, vr)) for t, (op, vr) in rules.items()}
+    if DeidOption.RETAIN_UIDS in options:  # listed UIDs follow their row (two stay U); unlisted ones are kept
+        rules = {t: (("K", vr) if op == "MAPUID" else (op, vr)) for t, (op, vr) in rules.items()}
     rules[PATIENT_ID] = ("PID", "LO")
     rules[PATIENT_NAME] = ("PNAME", "PN")
     rules[ACCESSION_NUMBER] = ("ACC", "SH")
@@ -172,6 +188,5 @@ def compile_rules(options: Iterable[DeidOption], profile: Profile | None = None)
 
 
 def pattern_action(profile: Profile, pattern: str, options: Iterable[DeidOption]) -> str:
-    """Resolved code of a repeating-group or private pattern row (``50xxxxxx``, ``60xx3000``, ``private``)."""
-    action = profile.by_tag()[pattern]
-    return resolve_combination(action.code_for(frozenset(options)), 0)
+    """Code of a repeating-group or private pattern row (``50xxxxxx``, ``60xx3000``, ``private``)."""
+    return profile.by_tag()[pattern].code_for(frozenset(options))

@@ -23,6 +23,14 @@ from tasks.store.zarr_store import ArraySpec, video_chunks, volume_chunks
 
 NATIVE = "0"
 VIEW = "view"
+VIDEO_DIMS = ("t", "y", "x")
+COLOUR_VIDEO_DIMS = ("t", "y", "x", "c")  # as acquired; OME-Zarr 0.5 cannot describe channel-last
+VOLUME_DIMS = ("z", "y", "x")
+#: Said in the attributes of a node whose native array is not an OME image, so a reader knows why.
+CHANNEL_LAST_NOTE = (
+    "native array {path!r} is colour stored channel-last (t,y,x,c) as acquired; OME-Zarr 0.5 requires channels "
+    "before space, so it is not an OME image"
+)
 
 
 @dataclass(frozen=True)
@@ -106,13 +114,13 @@ def video_ome(
     channel last (T,H,W,3), which OME 0.5 cannot describe (channels come before space), so the image viewers open
     is the grayscale training view (t,y,x) with its own frame time and spacing; None when there is neither."""
     if len(shape) == 3:
-        return ome_attrs(key, ["t", "y", "x"], [frame_ms, spacing_y, spacing_x], path=NATIVE)
+        return ome_attrs(key, list(VIDEO_DIMS), [frame_ms, spacing_y, spacing_x], path=NATIVE)
     if not has_view:
         return None
     h, w = shape[1], shape[2]
     return ome_attrs(
         key,
-        ["t", "y", "x"],
+        list(VIDEO_DIMS),
         [
             1000.0 / view_fps if view_fps else frame_ms,
             spacing_y * h / view_size if spacing_y else None,
@@ -150,7 +158,8 @@ def video_node(ds: Dataset, frames: np.ndarray, ids: Ids, *, target_fps: float, 
         spacing_x=spacing_x,
         **pixel_stats(frames),
     )
-    arrays = {NATIVE: ArraySpec(frames, video_chunks(frames.shape))}
+    dims = VIDEO_DIMS if frames.ndim == 3 else COLOUR_VIDEO_DIMS
+    arrays = {NATIVE: ArraySpec(frames, video_chunks(frames.shape), dimension_names=dims)}
     row.update(view_fps=None, view_frames=None, view_mean=None, view_std=None)
     if kind == "video":
         if timing.fps:
@@ -162,6 +171,7 @@ def video_node(ds: Dataset, frames: np.ndarray, ids: Ids, *, target_fps: float, 
             view,
             video_chunks(view.shape),
             {"fps": view_fps, "source_frames": indices.tolist(), "size": view_size, "grayscale": True},
+            dimension_names=VIDEO_DIMS,
         )
         row.update(
             view_key=f"{key}/{VIEW}",
@@ -170,8 +180,14 @@ def video_node(ds: Dataset, frames: np.ndarray, ids: Ids, *, target_fps: float, 
             view_mean=float(view.mean()),
             view_std=float(view.std()),
         )
+    ome = video_ome(key, frames.shape, frame_ms, spacing_y, spacing_x, row["view_fps"], view_size, VIEW in arrays)
+    ome_fields: dict[str, Any] = {"ome": ome} if ome else {}
+    if frames.ndim == 4:
+        ome_fields["ome_note"] = CHANNEL_LAST_NOTE.format(path=NATIVE) + (
+            f"; the OME image of this node is its grayscale training view {VIEW!r}" if ome else ""
+        )
     attrs = {
-        "ome": video_ome(key, frames.shape, frame_ms, spacing_y, spacing_x, row["view_fps"], view_size, VIEW in arrays),
+        **ome_fields,
         **_common_attrs(row, cleaning),
         "frame_times_ms": timing.times_ms.round(3).tolist(),
         "timing_source": timing.source,
@@ -218,7 +234,7 @@ def volume_node(
     )
     native_attrs = {"intensity": params, "units": "HU" if modality == "CT" else "stored value"}
     attrs = {
-        "ome": ome_attrs(key, ["z", "y", "x"], list(volume.spacing), path=NATIVE),
+        "ome": ome_attrs(key, list(VOLUME_DIMS), list(volume.spacing), path=NATIVE),
         **_common_attrs(row, cleaning),
         "spacing": {"z_mm": volume.spacing[0], "y_mm": volume.spacing[1], "x_mm": volume.spacing[2]},
         "spacing_source": volume.spacing_source,
@@ -232,5 +248,5 @@ def volume_node(
         "source_instance_ids": sorted(set(source_instance_ids or volume.instance_ids)),
         "intensity": params,
     }
-    arrays = {NATIVE: ArraySpec(data, volume_chunks(data.shape), native_attrs)}
+    arrays = {NATIVE: ArraySpec(data, volume_chunks(data.shape), native_attrs, dimension_names=VOLUME_DIMS)}
     return Node(key, arrays, json_safe(attrs), json_safe(row))

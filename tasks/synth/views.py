@@ -84,6 +84,16 @@ def write_view_dataset(
     return pd.DataFrame(labels)
 
 
+def save_labels(labels: pd.DataFrame, path: Path) -> Path:
+    """Write the labels of :func:`write_view_dataset` as training reads them: CSV plus its de-identification record
+    (the ids are already the dataset's pseudonymous ones, so nothing is re-keyed; every column is kept)."""
+    from tasks.deid.table import write_labels
+
+    write_labels(labels, path, id_col="patient_id", date_cols=("study_date", "followup_date"),
+                 source="synthetic labels (tasks.synth.views)")  # fmt: skip
+    return path
+
+
 def _row(pid: str, study: str, instance: str, modality: str, kind: str, key: str, shape: tuple[int, ...],
          p, failed: bool) -> dict:  # fmt: skip
     return {

@@ -54,6 +54,8 @@ def _cohort(tmp_path: Path) -> tuple[Path, Path, Path, set[str]]:
         Pseudonymizer(load_key(key)),
         id_col="mrn",
         date_cols=["study_date", "followup_date"],
+        keep=["event", "ef", "sex", "group"],
+        age_cols=["age"],
     )
     phi: set[str] = set()
     for path in (tmp_path / "cohort" / "dicom").rglob("*.dcm"):

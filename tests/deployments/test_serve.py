@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from pathlib import Path
 
@@ -105,16 +106,35 @@ async def _read_setup() -> tuple:
     return limit, pools
 
 
+async def _remove_setup() -> None:
+    """Delete the ``gpu`` limit and both pools, so the test sees them created whatever ran before on the server."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        for delete, name in (
+            (client.delete_global_concurrency_limit_by_name, GPU_LIMIT),
+            (client.delete_work_pool, CPU_POOL),
+            (client.delete_work_pool, GPU_POOL),
+        ):
+            with contextlib.suppress(ObjectNotFound):
+                await delete(name)
+
+
 @pytest.mark.slow
 def test_gpu_limit_and_work_pools_are_created_once(prefect_server: str) -> None:
+    asyncio.run(_remove_setup())
     created = ensure_infrastructure(gpus=2)
+    assert sorted(created) == sorted(
+        [f"concurrency limit {GPU_LIMIT}=2", f"work pool {CPU_POOL}", f"work pool {GPU_POOL}"]
+    )
     limit, pools = asyncio.run(_read_setup())
-    if created:  # a fresh server: everything was made here
-        assert limit.limit == 2
-        assert pools[GPU_POOL].concurrency_limit == 2
+    assert limit.limit == 2
+    assert pools[GPU_POOL].concurrency_limit == 2 and pools[CPU_POOL].concurrency_limit is None
     assert {CPU_POOL, GPU_POOL} <= set(pools) and pools[CPU_POOL].type == "process"
     assert ensure_infrastructure(gpus=4) == []  # existing objects are left as they are
-    assert asyncio.run(_read_setup())[0].limit == limit.limit
+    limit, pools = asyncio.run(_read_setup())
+    assert limit.limit == 2 and pools[GPU_POOL].concurrency_limit == 2
 
 
 async def _deployments_and_automations() -> tuple[dict, list]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.synth.views import write_view_dataset
+from tasks.synth.views import save_labels, write_view_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def test_train_flow_emits_model_trained(prefect_server: str, tmp_path: Path) -> 
     from flows.train import train
 
     labels = write_view_dataset(tmp_path / "ds", patients=9, seed=1, frames=12, size=32)
-    labels.to_csv(tmp_path / "labels.csv", index=False)
+    save_labels(labels, tmp_path / "labels.csv")
     options = {"target_col": "ef", "backbone": "cnn3d", "frames": 4, "size": 16, "epochs": 1, "num_workers": 0}
     summary = train(str(tmp_path / "ds"), str(tmp_path / "labels.csv"), "regression", options)
     run_dir = Path(summary["run_dir"])

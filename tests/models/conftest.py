@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.synth.views import write_view_dataset
+from tasks.synth.views import save_labels, write_view_dataset
 
 
 @pytest.fixture(scope="session")
@@ -17,5 +17,5 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     labels = write_view_dataset(root, patients=18, seed=3, frames=24, size=32, fail_fraction=0.1)
     labels["ef_class"] = pd.cut(labels["ef"], [0, 40, 100], labels=["reduced", "normal"]).astype(str)
     path = root / "labels.csv"
-    labels.to_csv(path, index=False)
+    save_labels(labels, path)
     return root, path

@@ -53,6 +53,16 @@ def test_device_preparation_normalises_and_augments() -> None:
     assert prepare_clips(rgb, InputSpec()).shape == (2, 1, 4, 8, 8)
 
 
+def test_random_shift_crops_each_sample_at_its_own_offset() -> None:
+    from models.module import crop_at
+
+    padded = torch.randn(3, 1, 2, 10, 12)
+    offsets = torch.tensor([[0, 0], [4, 3], [2, 4]])
+    got = crop_at(padded, offsets, (6, 8))
+    want = torch.stack([padded[i, ..., dy : dy + 6, dx : dx + 8] for i, (dy, dx) in enumerate(offsets.tolist())])
+    assert torch.equal(got, want)
+
+
 def test_volumes_are_windowed_to_uint8_and_resized(tmp_path: Path) -> None:
     from tasks.synth.views import write_view_dataset
 

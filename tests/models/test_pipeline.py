@@ -23,7 +23,8 @@ def test_synth_ingest_train_one_epoch(tmp_path: Path) -> None:
     write_new_key(tmp_path / "key")
     key = load_key(tmp_path / "key")
     deidentify_table(tmp_path / "cohort" / "outcomes.csv", tmp_path / "labels.csv", Pseudonymizer(key), id_col="mrn",
-                     date_cols=["study_date", "followup_date"])  # fmt: skip
+                     date_cols=["study_date", "followup_date"], keep=["event", "ef", "sex", "group"],
+                     age_cols=["age"])  # fmt: skip
     summary = ingest_folder(tmp_path / "cohort" / "dicom", tmp_path / "dataset", DeidContext.create(key), workers=1)
     assert summary.stored == summary.discovered > 0
 

@@ -103,10 +103,10 @@ def test_cli_explains_a_missing_manifest(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_volume_run_with_a_discrete_time_head(tmp_path: Path) -> None:
-    from tasks.synth.views import write_view_dataset
+    from tasks.synth.views import save_labels, write_view_dataset
 
     labels = write_view_dataset(tmp_path, patients=1, seed=0, frames=8, size=32, volumes=6)
-    labels.to_csv(tmp_path / "labels.csv", index=False)
+    save_labels(labels, tmp_path / "labels.csv")
     result = train_model(TrainConfig(str(tmp_path), str(tmp_path / "labels.csv"), "survival", start_col="study_date",
                                      end_col="followup_date", event_col="event", head="logistic-hazard", kind="volume",
                                      backbone="cnn3d", epochs=1, num_workers=0, num_durations=5))  # fmt: skip
@@ -118,10 +118,10 @@ def test_volume_run_with_a_discrete_time_head(tmp_path: Path) -> None:
 
 
 def test_a_single_training_instance_is_refused_with_a_reason(tmp_path: Path) -> None:
-    from tasks.synth.views import write_view_dataset
+    from tasks.synth.views import save_labels, write_view_dataset
 
     labels = write_view_dataset(tmp_path, patients=1, seed=0, frames=4, size=16)
-    labels.to_csv(tmp_path / "labels.csv", index=False)
+    save_labels(labels, tmp_path / "labels.csv")
     assert len(pd.read_parquet(tmp_path / "manifest.parquet")) == 1
     with pytest.raises(ValueError, match="at least 2"):
         train_model(TrainConfig(str(tmp_path), str(tmp_path / "labels.csv"), "regression", target_col="ef",

@@ -11,7 +11,7 @@ from pydicom.uid import UID_dictionary
 from tasks.deid.actions import DUMMY_BY_VR
 
 #: Operations after which the original value must be gone from the output.
-REMOVING_OPS = {"X", "Z", "D", "U", "MAPUID", "PID", "PNAME", "ACC"}
+REMOVING_OPS = {"X", "Z", "D", "U", "MAPUID", "PID", "PNAME", "ACC", "X/Z", "X/D", "Z/D", "X/Z/D"}
 MIN_LENGTH = 6  # shorter values ("F", "CT", "1") occur by chance in any file
 
 

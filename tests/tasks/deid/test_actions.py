@@ -1,4 +1,4 @@
-"""Each action code, the combination rule, dummy/empty values per VR, date/age/text cleaning."""
+"""Dummy/empty values per VR, date/age/text cleaning (the IOD choice of combined codes: test_iod.py)."""
 
 from __future__ import annotations
 
@@ -6,47 +6,14 @@ import pytest
 
 from tasks.deid.actions import (
     DUMMY_BY_VR,
-    TYPE1_IN_COMMON_IODS,
-    TYPE2_IN_COMMON_IODS,
     age_between,
     cap_age,
     dummy_value,
     empty_value,
     identifier_pattern,
-    resolve_combination,
-    scrub_text,
     shift_da,
     shift_dt,
 )
-
-
-@pytest.mark.parametrize("code", ["X", "Z", "D", "U", "K", "C"])
-def test_single_codes_are_themselves(code):
-    assert resolve_combination(code, 0x00100010) == code
-
-
-@pytest.mark.parametrize(
-    ("code", "tag", "expected"),
-    [
-        ("X/Z", 0x00400555, "Z"),  # Acquisition Context Sequence: type 2 -> stays, empty
-        ("X/Z", 0x22000005, "X"),  # Barcode Value: not type 1/2 -> removed
-        ("X/D", 0x300A0006, "D"),  # RT Plan Date: type 2 -> dummy
-        ("X/D", 0x00181030, "X"),  # Protocol Name -> removed
-        ("Z/D", 0x00080023, "D"),  # Content Date: type 1 in SR -> dummy
-        ("Z/D", 0x00700084, "Z"),  # Content Creator's Name: type 2 -> empty
-        ("X/Z/D", 0x00181000, "D"),  # Device Serial Number: type 1 -> dummy
-        ("X/Z/D", 0x00080080, "X"),  # Institution Name -> removed
-        ("X/Z/U*", 0x00081140, "U*"),  # Referenced Image Sequence -> kept, UIDs replaced
-    ],
-)
-def test_combination_rule(code, tag, expected):
-    assert resolve_combination(code, tag) == expected
-
-
-def test_type_sets_are_disjoint_and_unknown_code_fails():
-    assert not TYPE1_IN_COMMON_IODS & TYPE2_IN_COMMON_IODS
-    with pytest.raises(ValueError):
-        resolve_combination("Q/Z", 0x00100010)
 
 
 @pytest.mark.parametrize("vr", sorted(DUMMY_BY_VR))
@@ -88,8 +55,8 @@ def test_age_cap_and_derivation():
     assert age_between("20200101", "20190101") is None
 
 
-def test_scrub_text_removes_identifiers_case_insensitively():
+def test_identifier_pattern_matches_values_and_their_parts_case_insensitively():
     pattern = identifier_pattern(["DOE^JOHN", "MRN12345", "x"])
-    assert scrub_text("Follow-up of John Doe, mrn12345", pattern) == "Follow-up of *** ***, ***"
-    assert scrub_text("CHEST PA", pattern) == "CHEST PA"
+    assert pattern.fullmatch("john") and pattern.fullmatch("Doe") and pattern.fullmatch("mrn12345")
+    assert not pattern.fullmatch("CHEST") and not pattern.fullmatch("x")
     assert identifier_pattern(["", "ab"]) is None

@@ -16,14 +16,14 @@ from tasks.evaluate.run import evaluate_run
 @pytest.mark.slow
 def test_evaluate_a_trained_evidential_run_with_model_checks(tmp_path: Path):
     from models.training import TrainConfig, train_model
-    from tasks.synth.views import write_view_dataset
+    from tasks.synth.views import save_labels, write_view_dataset
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         labels = write_view_dataset(tmp_path, patients=18, seed=3, frames=24, size=32, fail_fraction=0.1)
         labels["ef_class"] = pd.cut(labels["ef"], [0, 40, 100], labels=["reduced", "normal"]).astype(str)
-        labels.to_csv(tmp_path / "labels.csv", index=False)
+        save_labels(labels, tmp_path / "labels.csv")
         tiny = dict(frames=4, size=16, epochs=1, batch_size=8, num_workers=0, test_clips=2, backbone="cnn3d")
         run = train_model(TrainConfig(str(tmp_path), str(tmp_path / "labels.csv"), "classification",
                                       target_col="ef_class", head="evidential", **tiny))  # fmt: skip

@@ -63,6 +63,21 @@ def test_ome_attrs_refuse_an_order_ome_does_not_allow():
     assert ome_attrs("x", ["t", "c", "y", "x"], [20.0, 1.0, 0.3, 0.3])["version"] == "0.5"
 
 
+def test_write_node_refuses_an_ome_image_without_matching_dimension_names(tmp_path):
+    video = np.zeros((4, 8, 8), np.uint8)
+    ome = {"ome": ome_attrs("k", ["t", "y", "x"], [20.0, 0.3, 0.3])}
+    with pytest.raises(ValueError, match="dimension_names"):
+        write_node(tmp_path, "k", {"0": ArraySpec(video, (4, 8, 8))}, ome)
+    with pytest.raises(ValueError, match="dimension_names"):
+        write_node(tmp_path, "k", {"0": ArraySpec(video, (4, 8, 8), dimension_names=("z", "y", "x"))}, ome)
+    with pytest.raises(ValueError, match="does not have"):
+        write_node(tmp_path, "k", {"1": ArraySpec(video, (4, 8, 8), dimension_names=("t", "y", "x"))}, ome)
+    assert not node_exists(tmp_path, "k")
+    assert write_node(tmp_path, "k", {"0": ArraySpec(video, (4, 8, 8), dimension_names=("t", "y", "x"))}, ome)
+    stored = json.loads((tmp_path / "store.zarr" / "k" / "0" / "zarr.json").read_text())
+    assert stored["dimension_names"] == ["t", "y", "x"]
+
+
 def test_json_safe_casts_pydicom_values():
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
     safe = json_safe(
