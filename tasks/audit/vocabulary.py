@@ -6,7 +6,8 @@ Built from the code and the libraries, not kept by hand:
   reason codes, status words, JSON keys, column names, enum values; docstrings excepted, but the audit's
   pattern rule, which every report carries) and every class-level field name (dataclass fields become JSON
   keys). The modules that generate synthetic PHI for the demo and tests (:data:`SYNTHETIC_PHI`) are left out:
-  their strings are made-up names, not vocabulary;
+  their strings are made-up names, not vocabulary; so are, here and in the libraries, literal tables of more
+  than :data:`TABLE_SIZE` strings (Prefect's list of time zones holds "St_Thomas" and "Davis");
 * the DICOM attribute keywords (pydicom's dictionary), which findings and messages cite;
 * what zarr and pyarrow/pandas write into metadata, read from a tiny array and table written by them here;
 * for the Prefect database: Prefect's string constants, field names, templates and state types, and the
@@ -34,6 +35,7 @@ PACKAGES = ("tasks", "flows", "models")
 #: Generators of made-up PHI (demo cohort, labelled OCR sets): their strings are names, not vocabulary.
 SYNTHETIC_PHI = ("tasks/synth", "tasks/pixels/synthetic.py")
 _TOKEN = re.compile(r"[^\W_]+")
+TABLE_SIZE = 32
 
 
 def tokens(text: str) -> list[str]:
@@ -58,15 +60,29 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
+def _tables(tree: ast.AST) -> set[int]:
+    """String constants inside literal collections of more than :data:`TABLE_SIZE` strings: data tables (time
+    zones, country names, made-up names), not words a program writes about itself."""
+    found = set()
+    for node in ast.walk(tree):
+        items = node.elts if isinstance(node, (ast.List, ast.Tuple, ast.Set)) else None
+        if isinstance(node, ast.Dict):
+            items = [*node.keys, *node.values]
+        strings = [i for i in items or () if isinstance(i, ast.Constant) and isinstance(i.value, str)]
+        if len(strings) > TABLE_SIZE:
+            found.update(id(i) for i in strings)
+    return found
+
+
 def source_words(files: Iterable[Path]) -> set[str]:
-    """Words of the string constants (not docstrings) and class-level field names of Python ``files``."""
+    """Words of the string constants (not docstrings, not data tables) and class-level field names of ``files``."""
     words: set[str] = set()
     for path in files:
         try:
             tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
         except (SyntaxError, ValueError, OSError):
             continue
-        skip = _docstrings(tree)
+        skip = _docstrings(tree) | _tables(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
                 words.update(tokens(node.value))
