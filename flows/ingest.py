@@ -36,6 +36,7 @@ from pydantic import StringConstraints
 
 from flows.redact import redacted_errors
 from tasks.audit.task import audit_task
+from tasks.config import load_settings
 from tasks.errors import ConfigError, MedflowError, QuarantineReason
 from tasks.ingest.finalize import RUNS_DIR, WORK_DIR, IngestSummary, add_counts, finalize_run, write_run_summary
 from tasks.ingest.folder import new_run_id, prepare_run
@@ -128,9 +129,8 @@ def batch_task(
         key_path = locations.path(LocationKind.KEY, key_file, must_exist=False) if key_file else None
         # per batch (ms): a long-lived Dask worker sees a rotated key
         ctx = build_context(key_path, clean_pixels, ocr_every_frame, ocr_engine)
-        pool = registered_pool(run_id)
-        args = (batch_file(dataset_dir, run_id, index), dataset_dir, ctx, options, run_id)
-        counts = pool.submit(run_batch, *args).result() if pool is not None else run_batch(*args)
+        pool = registered_pool(run_id)  # None on a Dask worker: the batch runs here, without a time limit
+        counts = run_batch(pool, batch_file(dataset_dir, run_id, index), dataset_dir, ctx, options, run_id)
     for warning in counts.pop("warnings", []):
         logger.warning("%s", warning)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["reasons"].items()))
@@ -173,6 +173,7 @@ def phi_audit_task(
             report_path=str(report),
             ocr=ocr,
             key_file=str(key_path) if key_path else None,
+            run_id=run_id,
         )
 
 
@@ -195,7 +196,6 @@ def build_context(
 ) -> Any:
     """The de-identification context from ``key_file`` or the settings' key (never a flow parameter); the OCR
     options, when None, come from MEDFLOW_OCR_EVERY_FRAME / MEDFLOW_OCR_ENGINE."""
-    from tasks.config import load_settings
     from tasks.deid.context import DeidContext
     from tasks.deid.keys import load_key
     from tasks.pixels.options import PixelOptions
@@ -288,7 +288,10 @@ def ingest(
     with redacted_errors("ingest"):
         run_id = run_id or new_run_id()
         options = IngestOptions(
-            target_fps=target_fps, view_size=view_size, qc=QcRules(max_failure_share=max_failure_share)
+            target_fps=target_fps,
+            view_size=view_size,
+            qc=QcRules(max_failure_share=max_failure_share),
+            file_timeout_s=load_settings().file_timeout_s,  # MEDFLOW_FILE_TIMEOUT_S
         )
         ocr = {"ocr_every_frame": ocr_every_frame, "ocr_engine": ocr_engine}
         _, dataset_dir, key_path = resolve_places(source, dataset, key_file)  # fails on an unknown or missing source
@@ -352,7 +355,8 @@ def _run_batches(
     """Plan, run the batch tasks (they tag the flow run with the modalities found), then manifest and QC."""
     logger = get_run_logger()
     dataset = str(names["dataset"])
-    with batch_pool(0 if dask_address else workers, run_id):  # workers start while the run is planned
+    local_workers = 0 if dask_address else workers
+    with batch_pool(local_workers, run_id, file_timeout_s=options.file_timeout_s):  # workers start while planning
         planned = plan_task(str(names["source"]), dataset, options, run_id, workers)
         logger.info("run %s: %d batches", run_id, len(planned))
         common = {
@@ -402,6 +406,7 @@ def _audit(names: dict[str, str | None], dataset_dir: Path, summary: IngestSumma
 
     FIFOs, sockets and devices under the source are never opened by the audit (ingest quarantines them).
     """
+    # OCR: every array this run stored; the local Prefect database is searched as well
     result = phi_audit_task(str(names["dataset"]), str(names["source"]), summary.run_id, ocr, names["key_file"])
     summary.audit_findings = int(result["findings"])
     summary.audit_files_scanned = int(result["files_scanned"])

@@ -10,7 +10,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tasks.errors import StorageError
+
 TEMP_PREFIX = ".medflow-tmp-"
+
+
+def check_writable(folder: Path, name: str) -> Path:
+    """Create ``folder`` if needed and prove it takes a file (created and removed); else a StorageError that
+    names ``name`` (e.g. "DATASET"), never the path, with the remedy. Call before a run writes anything."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise StorageError(
+            f"{name} is not writable ({why}); nothing was written; remedy: choose another {name} or give the user "
+            "running medflow write permission (and free space) there"
+        ) from None
+    return folder
 
 
 @contextmanager
@@ -45,15 +65,23 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line with a single ``write`` on an ``O_APPEND`` descriptor.
 
     Lines below the pipe-buffer size are written whole even when several processes append to the
-    same file, so parallel workers can share one log without a lock.
+    same file, so parallel workers can share one log without a lock. A failed write raises StorageError (the
+    file's name only: logs are ``inputs.jsonl``, ``quarantine.jsonl``, ...), which stops the run.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # a log line lost would lose track of an input: stop the run instead
+        why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise StorageError(
+            f"cannot append to {path.name} ({why}); the run stops here and loses nothing (outputs are written "
+            "atomically, a re-run goes on); remedy: free space or fix the permissions of the output folder"
+        ) from None
 
 
 def remove_stale_temporaries(root: Path) -> int:

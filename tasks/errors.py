@@ -27,6 +27,7 @@ class QuarantineReason(StrEnum):
     WRITE_FAILED = "write-failed"
     NORMALISE_FAILED = "normalise-failed"
     TIMEOUT = "timeout"
+    WORKER_CRASHED = "worker-crashed"
     QC_FAILED = "qc-failed"
 
 

@@ -20,6 +20,13 @@ def command(
     ocr_max_arrays: Annotated[
         int | None, typer.Option("--ocr-max-arrays", min=0, help="Read at most this many arrays (default: all).")
     ] = None,
+    prefect_db: Annotated[
+        bool,
+        typer.Option(
+            "--prefect-db/--no-prefect-db",
+            help="Also search the local Prefect server's database (SQLite file and WAL under PREFECT_HOME).",
+        ),
+    ] = True,
     retain: Annotated[
         list[str] | None,
         typer.Option(
@@ -57,6 +64,7 @@ def command(
                 ocr_frames=ocr_frames,
                 ocr_max_arrays=ocr_max_arrays,
                 retained=frozenset(retain) if retain else DEFAULT_RETAINED,
+                prefect_database=prefect_db,
             )
     except MedflowError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -71,7 +79,9 @@ def command(
         console.print(f"[red]finding[/] {f.kind}: {where} {escape(', '.join(f.attributes))} x{f.count}")
     console.print(
         f"audit: {result.files_scanned} files, {result.bytes_scanned} bytes, {result.patterns} patterns from "
-        f"{result.originals_read} originals, {result.arrays_ocr} arrays read by OCR: "
+        f"{result.originals_read} originals ({result.originals_unreadable} unreadable), {result.arrays_ocr} arrays "
+        "read by OCR, Prefect database "
+        f"{result.prefect_database}: "
         + ("[green]no findings[/]" if result.ok else f"[red]{len(result.findings)} findings[/]")
     )
     if not result.ok:

@@ -61,7 +61,9 @@ def command(
             pixel_options=PixelOptions.from_settings(settings),
             max_pixel_bytes=settings.max_pixel_bytes,
         )
-        summary = deidentify_folder(source, output, ctx, workers=settings.workers, progress=True)
+        summary = deidentify_folder(
+            source, output, ctx, workers=settings.workers, progress=True, file_timeout_s=settings.file_timeout_s
+        )
     except MedflowError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None

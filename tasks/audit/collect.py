@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.audit.table import AnnexTable, load_table
-from tasks.audit.values import date_variants, is_identifying, normalise, variants
+from tasks.audit.values import date_variants, is_identifying, normalise, short_name_parts, variants
+from tasks.audit.vocabulary import is_vocabulary, project_vocabulary
 from tasks.deid.actions import shift_da
 
 log = logging.getLogger(__name__)
@@ -24,19 +25,30 @@ TEXT_VRS = frozenset(
 MAX_TEXT_BYTES = 1 << 16
 
 
+PATH_LABEL = "source-path"
+
+
 @dataclass
 class PatternSet:
-    """Search pattern -> labels (``Keyword (gggg,eeee)``) of the attributes it came from."""
+    """Search pattern -> labels (``Keyword (gggg,eeee)``, or ``source-path``) of the attributes it came from;
+    ``short``: names of 2-3 letters, searched as whole words in text outputs only."""
 
     labels: dict[str, set[str]] = field(default_factory=dict)
+    short: dict[str, set[str]] = field(default_factory=dict)
     originals_read: int = 0
     originals_unreadable: int = 0
 
     def add(self, pattern: str, label: str) -> None:
         self.labels.setdefault(pattern, set()).add(label)
 
+    def add_short(self, pattern: str, label: str) -> None:
+        self.short.setdefault(pattern, set()).add(label)
+
+    def label_of(self, pattern: str) -> set[str]:
+        return self.labels.get(pattern) or self.short.get(pattern) or set()
+
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.labels) + len(self.short)
 
 
 def tag_label(tag: int, keyword: str = "") -> str:
@@ -70,8 +82,9 @@ def _element_strings(elem) -> tuple[str, list[str]]:
     return vr, [str(v) for v in items if v is not None]
 
 
-def dataset_values(ds, table: AnnexTable, retained: frozenset[str]) -> Iterator[tuple[str, str]]:
-    """Yield (pattern, label) for every identifying value in ``ds`` (file meta included), recursing sequences."""
+def dataset_values(ds, table: AnnexTable, retained: frozenset[str]) -> Iterator[tuple[str, str, bool]]:
+    """Yield (pattern, label, short) for every identifying value in ``ds`` (file meta included), recursing
+    sequences; ``short`` marks a 2-3 letter person-name part (see :func:`tasks.audit.values.short_name_parts`)."""
     stack = [ds]
     if getattr(ds, "file_meta", None) is not None:
         stack.append(ds.file_meta)
@@ -98,7 +111,10 @@ def dataset_values(ds, table: AnnexTable, retained: frozenset[str]) -> Iterator[
                 continue
             for item in items:
                 for pattern in variants(item, vr):
-                    yield pattern, label
+                    yield pattern, label, False
+                if vr == "PN":
+                    for part in short_name_parts(item):
+                        yield part, label, True
 
 
 def kept_values(ds, table: AnnexTable, retained: frozenset[str]) -> Iterator[str]:
@@ -123,23 +139,29 @@ def kept_values(ds, table: AnnexTable, retained: frozenset[str]) -> Iterator[str
                 yield normalise(item)
 
 
-def path_values(relpath: Path) -> Iterator[str]:
-    """Identifying parts of an original's path (folder and file names often carry names or MRNs)."""
+def path_values(relpath: Path, vocabulary: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Identifying parts of an original's path (folder and file names often carry names or MRNs); a part made
+    of ``vocabulary`` words only (``truncated.dcm``) identifies nobody and is left out."""
     for part in [*relpath.parent.parts, relpath.stem]:
         pattern = normalise(part)
-        if len(pattern) >= 6 and is_identifying(pattern):
+        if len(pattern) >= 6 and is_identifying(pattern) and not is_vocabulary(pattern, vocabulary):
             yield pattern
 
 
 def iter_files(root: Path) -> Iterable[Path]:
-    """Every non-folder entry below ``root`` (symlinks to folders not followed), FIFOs and links included."""
+    """Every non-folder entry below ``root`` (symlinks to folders not followed), FIFOs and links included, and
+    every sub-folder that cannot be listed (counted as unreadable; its name is still a pattern)."""
     if root.is_file():
         yield root
         return
-    for dirpath, dirs, files in os.walk(root):
+    unlisted: list[Path] = []
+    for dirpath, dirs, files in os.walk(root, onerror=lambda error: unlisted.append(Path(error.filename))):
+        while unlisted:
+            yield unlisted.pop(0)
         dirs.sort()
         for name in sorted(files):
             yield Path(dirpath) / name
+    yield from unlisted
 
 
 def is_readable_original(path: Path) -> bool:
@@ -165,6 +187,7 @@ def collect_patterns(
     retained: frozenset[str] = DEFAULT_RETAINED,
     include_paths: bool = True,
     date_shift: Callable[[object], int] | None = None,
+    vocabulary: frozenset[str] | None = None,
 ) -> PatternSet:
     """Read every regular file below ``originals`` as DICOM and gather its patterns.
 
@@ -175,34 +198,50 @@ def collect_patterns(
     With it, a date that the de-identification itself produces (some original date moved by its patient's
     offset) is dropped: a shifted date can land on another patient's real date, and a bare date string cannot
     tell the two apart. Without it (no key) every original date is searched.
+
+    Folder and file names made of ``vocabulary`` words (default: :func:`tasks.audit.vocabulary.project_vocabulary`)
+    are not patterns.
     """
+    import warnings
+
     import pydicom
 
+    from tasks.deid.reader import quiet_pydicom
+
+    quiet_pydicom()  # pydicom's value validation would print the (identifying) values it reads
     table = table or load_table()
+    vocabulary = project_vocabulary() if vocabulary is None else vocabulary
     patterns = PatternSet()
     kept: set[str] = set()
     produced: set[str] = set()
     for path in iter_files(originals):
         if include_paths and originals.is_dir():
-            for pattern in path_values(path.relative_to(originals)):
-                patterns.add(pattern, "source-path")
+            for pattern in path_values(path.relative_to(originals), vocabulary):
+                patterns.add(pattern, PATH_LABEL)
         if not is_readable_original(path):  # FIFO, socket, device, dangling link: counted, never opened
             patterns.originals_unreadable += 1
             continue
         try:
-            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-            offset = date_shift(ds) if date_shift is not None else None
-            for pattern, label in dataset_values(ds, table, retained):
-                patterns.add(pattern, label)
-                if offset is not None:
-                    produced.update(shifted_date_variants(pattern, offset))
-            kept.update(kept_values(ds, table, retained))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's warnings (on reading and on values) can quote a value
+                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+                offset = date_shift(ds) if date_shift is not None else None
+                for pattern, label, short in dataset_values(ds, table, retained):
+                    if short:
+                        patterns.add_short(pattern, label)
+                        continue
+                    patterns.add(pattern, label)
+                    if offset is not None:
+                        produced.update(shifted_date_variants(pattern, offset))
+                kept.update(kept_values(ds, table, retained))
         except Exception:  # broken originals are the ingest's business; the audit only counts them
             patterns.originals_unreadable += 1
             continue
         patterns.originals_read += 1
     for value in kept.intersection(patterns.labels):  # the output keeps these values by design
         del patterns.labels[value]
+    for value in kept.intersection(patterns.short):
+        del patterns.short[value]
     for value in produced.intersection(patterns.labels):  # dates the de-identification writes by design
         del patterns.labels[value]
     log.info("collected %d patterns from %d originals", len(patterns), patterns.originals_read)

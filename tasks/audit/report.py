@@ -33,6 +33,8 @@ class AuditReport:
     arrays_ocr: int = 0
     frames_ocr: int = 0
     text_boxes_seen: int = 0
+    prefect_database: str = "off"  # off | scanned | remote server | not SQLite | no database file
+    prefect_files_scanned: int = 0
     findings: list[Finding] = field(default_factory=list)
     pattern_rule: str = ""
     seconds: float = 0.0

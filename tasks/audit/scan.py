@@ -3,9 +3,10 @@
 * DICOM: the file bytes with the pixel data blanked (pixels are OCR's business), and every decoded element
   value; plus structural checks (PatientIdentityRemoved, pseudonymous ``2.25.`` UIDs).
 * Zarr stores: metadata documents only (``zarr.json``, v2 ``.zattrs``/``.zarray``/``.zgroup``); chunks are
-  pixel data.
-* Parquet: the schema/key-value metadata and the text of every cell, per column.
-* Text (json, jsonl, html, yaml, logs, ...): the bytes as UTF-8, Latin-1 and UTF-16-LE. HTML pages (Data
+  pixel data. Attribute values are data; keys and zarr's own metadata (shape, codecs) are code's words.
+* Parquet: the schema/key-value metadata (code's words) and the text of every cell (data), per column.
+* JSON and JSON Lines: object keys (code's words) apart from values (data); a line that does not parse is text.
+* Text (html, yaml, logs, ...): the bytes as UTF-8, Latin-1 and UTF-16-LE. HTML pages (Data
   Docs render validation results, and so our values) are scanned whole, scripts included, except their CSS
   (``<style>`` blocks and ``style="..."`` attributes): styling never carries our values, and its colour words
   (``white``, ``green``) are also surnames.
@@ -13,14 +14,20 @@
   ``qc/gx/**/static/``) are skipped: they are copied from the library, never rendered from our data.
 * Any other binary file: the same three decodings, with patterns of 8 characters or more only (shorter ones
   match random binary content too often to mean anything).
+
+Each scanner takes a :class:`Search`: the matcher for data, the one for places only code writes (``words``:
+vocabulary patterns left out) and the whole-word matchers of short names for text.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.audit.report import Finding
@@ -42,6 +49,34 @@ STATIC_ASSET_SUFFIXES = frozenset(
 )
 
 Labeler = Callable[[str], tuple[str, ...]]
+Hits = dict[str, Counter[str]]
+JSON_SUFFIXES = frozenset({".json"})
+JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+_TAGS = re.compile(r"<script\b.*?</script\s*>|<style\b.*?</style\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Matchers for one kind of output: ``data`` for values, ``words`` for places only code writes (keys,
+    schemas, library metadata), and their whole-word short-name counterparts for text."""
+
+    data: Matcher
+    words: Matcher
+    short_data: Matcher
+    short_words: Matcher
+
+    def data_text(self, text: str) -> Counter[str]:
+        return self.data.find(text) + self.short_data.find(text)
+
+    def words_text(self, text: str) -> Counter[str]:
+        return self.words.find(text) + self.short_words.find(text)
+
+
+def _merge(into: Hits, more: Hits) -> Hits:
+    for encoding, counter in more.items():
+        if counter:
+            into.setdefault(encoding, Counter()).update(counter)
+    return into
 
 
 def _findings(relpath: str, where: str, hits: dict[str, Counter[str]], labels: Labeler) -> list[Finding]:
@@ -85,11 +120,66 @@ def strip_css(data: bytes) -> bytes:
     return _CSS.sub(b" ", data)
 
 
-def scan_html_file(path: Path, matcher: Matcher) -> dict[str, Counter[str]]:
-    """Hits in an HTML page outside its CSS, in every encoding (a very large page is scanned whole)."""
+def scan_html_file(path: Path, search: Search) -> Hits:
+    """Hits in an HTML page outside its CSS, in every encoding (a very large page is scanned whole); short names
+    in its text without tags and scripts (``<li>`` is no name)."""
     if path.stat().st_size > MAX_HTML_BYTES:
-        return scan_bytes_file(path, matcher)
-    return matcher.find_bytes(strip_css(path.read_bytes()))
+        return scan_bytes_file(path, search.data)
+    data = strip_css(path.read_bytes())
+    hits = search.data.find_bytes(data)
+    text = _TAGS.sub(" ", data.decode("utf-8", errors="replace"))
+    return _merge(hits, {"utf-8": search.short_data.find(text)})
+
+
+def scan_text_file(path: Path, search: Search, *, code_only: bool = False) -> Hits:
+    """A text file in every encoding, short names included; ``code_only``: a file only code writes words into."""
+    matcher, short = (search.words, search.short_words) if code_only else (search.data, search.short_data)
+    return _merge(scan_bytes_file(path, matcher), scan_bytes_file(path, short))
+
+
+def json_parts(doc: object, *, zarr_meta: bool = False) -> tuple[list[str], list[str]]:
+    """(code's words, data) of a parsed JSON document: object keys are code's words, values are data; in zarr
+    metadata only what sits under an ``attributes`` key is data (the rest is zarr's own: shape, codecs)."""
+    words: list[str] = []
+    data: list[str] = []
+    stack: list[tuple[object, bool]] = [(doc, not zarr_meta)]
+    while stack:
+        node, is_data = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                words.append(str(key))
+                stack.append((value, is_data or (zarr_meta and key == "attributes")))
+        elif isinstance(node, list):
+            stack.extend((item, is_data) for item in node)
+        elif node is not None:
+            (data if is_data else words).append(str(node))
+    return words, data
+
+
+def scan_json_file(path: Path, search: Search, *, code_only: bool = False, zarr_meta: bool = False) -> Hits | None:
+    """Keys and values of a JSON (or JSON Lines) file, apart; None when it does not parse as a whole.
+
+    ``code_only`` (a run log: ids, counts, reason codes) searches values like keys."""
+    raw = path.read_bytes()
+    lines = raw.splitlines() if path.suffix.lower() in JSONL_SUFFIXES else [raw]
+    words: list[str] = []
+    data: list[str] = []
+    loose: list[str] = []
+    for line in lines:
+        try:
+            doc = json.loads(line) if line.strip() else None
+        except ValueError:
+            if len(lines) == 1:
+                return None
+            loose.append(line.decode("utf-8", errors="replace"))  # a line cut by a crash: searched as text
+            continue
+        w, d = json_parts(doc, zarr_meta=zarr_meta)
+        words += w
+        data += d
+    if code_only:
+        words, data = words + data, []
+    hits = search.words_text("\n".join(words)) + search.data_text("\n".join(data + loose))
+    return {"decoded": hits} if hits else {}
 
 
 def is_vendored_static(relpath: Path) -> bool:
@@ -125,12 +215,19 @@ def _looks_text(path: Path) -> bool:
     return b"\x00" not in head
 
 
-def scan_dicom(path: Path, relpath: str, matcher: Matcher, table: AnnexTable, labels: Labeler) -> list[Finding]:
+def scan_dicom(path: Path, relpath: str, search: Search, table: AnnexTable, labels: Labeler) -> list[Finding]:
     """Header bytes (pixel data blanked), decoded element values, and structural checks of one DICOM file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's warnings can quote a value
+        return _scan_dicom(path, relpath, search, table, labels)
+
+
+def _scan_dicom(path: Path, relpath: str, search: Search, table: AnnexTable, labels: Labeler) -> list[Finding]:
     import pydicom
     from pydicom.uid import UID_dictionary
 
     findings: list[Finding] = []
+    matcher = search.data
     try:
         ds = pydicom.dcmread(path, force=True, defer_size=1024)
     except Exception:
@@ -173,7 +270,7 @@ def scan_dicom(path: Path, relpath: str, matcher: Matcher, table: AnnexTable, la
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
             if tag == 0x00120062:
                 removed = text.strip().upper()
-            hits = matcher.find(text)
+            hits = search.data_text(text)
             where = f"dicom element ({tag >> 16:04X},{tag & 0xFFFF:04X})"
             if hits:
                 element_hits.setdefault(where, {}).setdefault("decoded", Counter()).update(hits)
@@ -191,8 +288,8 @@ def scan_dicom(path: Path, relpath: str, matcher: Matcher, table: AnnexTable, la
     return findings
 
 
-def scan_parquet(path: Path, relpath: str, matcher: Matcher, labels: Labeler) -> list[Finding]:
-    """Schema, key-value metadata and every cell of a parquet file, per column."""
+def scan_parquet(path: Path, relpath: str, search: Search, labels: Labeler) -> list[Finding]:
+    """Schema and key-value metadata (code's words), and every cell of a parquet file (data), per column."""
     import pyarrow.parquet as pq
 
     findings: list[Finding] = []
@@ -200,11 +297,11 @@ def scan_parquet(path: Path, relpath: str, matcher: Matcher, labels: Labeler) ->
     meta = pf.schema_arrow.metadata or {}
     pairs = (k.decode("latin-1") + " " + v.decode("latin-1") for k, v in meta.items())
     meta_text = str(pf.schema_arrow) + "\n" + "\n".join(pairs)
-    findings += _findings(relpath, "parquet schema/metadata", {"decoded": matcher.find(meta_text)}, labels)
+    findings += _findings(relpath, "parquet schema/metadata", {"decoded": search.words_text(meta_text)}, labels)
     for batch in pf.iter_batches(batch_size=65536):
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             text = "\n".join(str(v) for v in column.to_pylist())
-            hits = matcher.find(text)
+            hits = search.data_text(text)
             if hits:
                 findings += _findings(relpath, f"parquet column {name}", {"decoded": hits}, labels)
     return findings
@@ -213,9 +310,13 @@ def scan_parquet(path: Path, relpath: str, matcher: Matcher, labels: Labeler) ->
 def dataset_files(root: Path) -> Iterator[tuple[Path, str]]:
     """(path, kind) for every file below ``root``.
 
-    kind is not-regular|static-asset|dicom|zarr-meta|zarr-chunk|parquet|html|text|binary.
+    kind is unlisted (a folder that cannot be listed: a blind spot, reported)|not-regular|static-asset|dicom|
+    zarr-meta|zarr-chunk|parquet|html|text|binary.
     """
-    for dirpath, dirs, files in os.walk(root):
+    unlisted: list[Path] = []
+    for dirpath, dirs, files in os.walk(root, onerror=lambda error: unlisted.append(Path(error.filename))):
+        while unlisted:
+            yield unlisted.pop(0), "unlisted"
         dirs.sort()
         in_zarr = any(part.endswith(".zarr") for part in Path(dirpath).relative_to(root).parts)
         for name in sorted(files):
@@ -236,3 +337,5 @@ def dataset_files(root: Path) -> Iterator[tuple[Path, str]]:
                 yield path, "text"
             else:
                 yield path, "binary"
+    for path in unlisted:
+        yield path, "unlisted"

@@ -18,10 +18,21 @@ def _continues(edge: str, neighbour: str) -> bool:
     return (edge.isdigit() and neighbour.isdigit()) or (edge.isalpha() and neighbour.isalpha())
 
 
-class Matcher:
-    """Compiled once for a pattern set; ``find`` returns pattern -> hit count in a (case-folded) text."""
+def _continues_word(edge: str, neighbour: str) -> bool:
+    return neighbour.isalnum()
 
-    def __init__(self, patterns: list[str] | set[str] | dict[str, object], *, min_length: int = 1):
+
+class Matcher:
+    """Compiled once for a pattern set; ``find`` returns pattern -> hit count in a (case-folded) text.
+
+    With ``whole_words`` a hit needs a non-alphanumeric character (or the text's edge) on both sides: short
+    names (``li``) must not match inside ``lipid`` nor inside a token like ``x7li2``.
+    """
+
+    def __init__(
+        self, patterns: list[str] | set[str] | dict[str, object], *, min_length: int = 1, whole_words: bool = False
+    ):
+        self.continues = _continues_word if whole_words else _continues
         self.automaton = ahocorasick.Automaton()
         self.max_length = 0
         for pattern in patterns:
@@ -41,9 +52,9 @@ class Matcher:
             text = fold(text)
         for end, pattern in self.automaton.iter(text):
             start = end - len(pattern) + 1
-            if start > 0 and _continues(pattern[0], text[start - 1]):
+            if start > 0 and self.continues(pattern[0], text[start - 1]):
                 continue
-            if end + 1 < len(text) and _continues(pattern[-1], text[end + 1]):
+            if end + 1 < len(text) and self.continues(pattern[-1], text[end + 1]):
                 continue
             hits[pattern] += 1
         return hits

@@ -4,7 +4,9 @@ Rule (copied into every audit report as ``pattern_rule``):
 
 * every pattern is case-folded, stripped, with inner whitespace collapsed to one space;
 * person names (PN) give the whole value with ``^`` kept and with ``^`` as space, "given family",
-  "family, given", and each name component of 4 characters or more;
+  "family, given", and each name component of 4 characters or more; a family, given or middle name of 2 or 3
+  letters (Li, Ng, Kim) is searched as a whole word (no letter or digit on either side) in text outputs only
+  (text files, HTML text, JSON and Parquet values, DICOM element values), never in binary content;
 * dates (DA, and the date part of DT) give YYYYMMDD plus ISO ``YYYY-MM-DD``, ``YYYY/MM/DD``, ``YYYY.MM.DD``,
   ``DD.MM.YYYY``, ``DD/MM/YYYY``, ``MM/DD/YYYY``, ``DD-MM-YYYY`` and ``MM-DD-YYYY``;
 * UIDs are searched verbatim, except the DICOM well-known UIDs (transfer syntaxes, SOP classes, ...);
@@ -18,7 +20,18 @@ Rule (copied into every audit report as ``pattern_rule``):
   of (``Last^First``, whose ``last`` would otherwise match Lightning's ``last.ckpt``), ...);
 * a pattern is also dropped when it equals a whole value of an attribute the profile keeps (not PS3.15-listed,
   or retained by an option: ``Manufacturer``, ``Modality``, ...) in any original: the output carries such
-  values by design (an InstitutionName that reads ``GE MEDICAL SYSTEMS`` like the kept Manufacturer).
+  values by design (an InstitutionName that reads ``GE MEDICAL SYSTEMS`` like the kept Manufacturer);
+* the project's own vocabulary (``tasks.audit.vocabulary``: medflow's reason codes, status words, keys, column
+  names and messages, DICOM keywords, the metadata words of zarr and pyarrow) is never a finding: a folder or
+  file name of the originals that consists of vocabulary words (``truncated.dcm``, ``nested.dcm``) is no pattern;
+  a header value that does (a patient named "Nested") is searched in everything derived from headers (DICOM
+  copies, Zarr attributes, the manifest's cells, any other file) but not where only code writes words: JSON
+  keys, Parquet schemas, zarr's own metadata, the run logs (``inputs.jsonl``, ``quarantine.jsonl``,
+  ``deid-inputs.jsonl``, ``ingest-runs/``, ``qc/results-*.json``) and the Prefect database (with Prefect's
+  words);
+* Great Expectations sees nothing but the manifest: in the files it writes (``qc/gx/``) a pattern counts only
+  when the manifest holds it too, so its templates, comments and tracebacks are never findings and a value it
+  renders is reported there and in the manifest.
 """
 
 from __future__ import annotations
@@ -114,6 +127,22 @@ def name_variants(value: str) -> set[str]:
             out.add(f"{words[0]}, {' '.join(words[1:])}")
         out.update(words)
     return out
+
+
+SHORT_NAME_LENGTHS = (2, 3)
+#: PN components searched as short names: family, given, middle (prefix and suffix are titles: Dr, Jr, III).
+SHORT_NAME_COMPONENTS = 3
+
+
+def short_name_parts(value: str) -> set[str]:
+    """Family, given and middle names of 2-3 letters in a person name, case-folded (searched as whole words)."""
+    found: set[str] = set()
+    for group in value.split("="):
+        for component in group.split("^")[:SHORT_NAME_COMPONENTS]:
+            part = normalise(component)
+            if len(part) in SHORT_NAME_LENGTHS and part.isalpha() and part not in GENERIC_WORDS:
+                found.add(part)
+    return found
 
 
 def variants(value: str, vr: str) -> set[str]:

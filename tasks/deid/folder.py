@@ -5,37 +5,41 @@
 - A re-run with the same key skips inputs whose ledger row says written and whose output exists.
 - ``OUTPUT/deid-inputs.jsonl`` (the ledger): one line per input with a keyed hash of its path, the output path,
   status and action counts; ``OUTPUT/quarantine.jsonl``: inputs not released, with the reason. No PHI.
+- With one or more workers, files run in :class:`tasks.workers.WorkerPool` processes under the per-file
+  time limit: a file past it has its worker killed and replaced and is quarantined as ``timeout``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmwrite
 
-from tasks.atomic import TEMP_PREFIX, append_jsonl, remove_stale_temporaries
+from tasks.atomic import TEMP_PREFIX, append_jsonl, check_writable, remove_stale_temporaries
 from tasks.deid.context import DeidContext
 from tasks.deid.instance import DeidentifiedInstance, deidentify_instance
 from tasks.deid.reader import read_dicom
-from tasks.discovery import discover
+from tasks.discovery import check_source, discover
 from tasks.errors import ConfigError, MedflowError, QuarantineReason, StorageError
 from tasks.quarantine import QuarantineRecord, quarantine
+from tasks.workers import Progress, WorkerPool
 
 log = logging.getLogger(__name__)
 
 INPUTS_FILE = "deid-inputs.jsonl"
 LEGACY_INPUTS_FILE = "deid-audit.jsonl"  # its name before 2026-12; still read, so re-runs skip what is done
 DONE_STATUSES = ("written", "skipped", "duplicate")
+#: imported once by the fork server of the worker pool
+PRELOAD = ("__main__", "tasks.deid.folder", "tasks.deid.instance", "tasks.deid.reader", "tasks.deid.context")
 
 
 @dataclass
@@ -107,6 +111,13 @@ def process_file(path: Path, relname: str, output: Path, ctx: DeidContext) -> tu
             output,
             QuarantineRecord(source_id=source_id, step="deid", reason=QuarantineReason.DEID_FAILED, detail=detail),
         )
+    _ledger_row(output, source_id, relpath, status, actions, reason, cleaned)
+    return status, actions, reason
+
+
+def _ledger_row(
+    output: Path, source_id: str, relpath: str | None, status: str, actions: dict, reason: str | None, cleaned: bool
+) -> None:
     row = {
         "source_id": source_id,
         "output": relpath,
@@ -117,27 +128,37 @@ def process_file(path: Path, relname: str, output: Path, ctx: DeidContext) -> tu
         "time": time.time(),
     }
     append_jsonl(output / INPUTS_FILE, row)
-    return status, actions, reason
 
 
-def process_batch(
-    items: list[tuple[str, str]], output: str, ctx: DeidContext
+def process_items(items: list[tuple[str, str]], output: str, ctx: DeidContext, *, progress: Progress) -> None:
+    """Worker side: de-identify ``(path, relative name)`` pairs, reporting each start and result to ``progress``."""
+    for index, (path, rel) in enumerate(items):
+        progress.start(index)
+        progress.done(index, process_file(Path(path), rel, Path(output), ctx))
+
+
+def record_stopped(rel: str, output: Path, ctx: DeidContext, reason: QuarantineReason) -> tuple[str, dict, str]:
+    """Quarantine a file whose worker was stopped (``timeout``) or died (``worker-crashed``); the worker cannot."""
+    source_id = ctx.pseudonymizer.source_id(rel)
+    detail = {
+        QuarantineReason.TIMEOUT: "de-identification ran past the per-file time limit (MEDFLOW_FILE_TIMEOUT_S); "
+        "its worker process was stopped",
+        QuarantineReason.WORKER_CRASHED: "the worker process died while de-identifying this file",
+    }[reason]
+    quarantine(output, QuarantineRecord(source_id=source_id, step="deid", reason=reason, detail=detail))
+    _ledger_row(output, source_id, None, "quarantined", {}, str(reason), False)
+    return "quarantined", {}, str(reason)
+
+
+def _run_batch(
+    pool: WorkerPool, batch: list[tuple[str, str]], output: Path, ctx: DeidContext
 ) -> list[tuple[str, dict[str, int], str | None]]:
-    """Process ``(path, relative name)`` pairs in one worker."""
-    return [process_file(Path(p), rel, Path(output), ctx) for p, rel in items]
-
-
-_WORKER_CTX: DeidContext | None = None
-
-
-def _init_worker(ctx: DeidContext) -> None:
-    global _WORKER_CTX
-    _WORKER_CTX = ctx
-
-
-def _worker_batch(items: list[tuple[str, str]], output: str) -> list[tuple[str, dict[str, int], str | None]]:
-    assert _WORKER_CTX is not None
-    return process_batch(items, output, _WORKER_CTX)
+    run = pool.run_items(process_items, batch, str(output), ctx)
+    for index in run.timed_out:
+        run.records[index] = record_stopped(batch[index][1], output, ctx, QuarantineReason.TIMEOUT)
+    for index in run.crashed:
+        run.records[index] = record_stopped(batch[index][1], output, ctx, QuarantineReason.WORKER_CRASHED)
+    return [run.records[i] for i in range(len(batch)) if i in run.records]
 
 
 def _complete(path: Path) -> bool:
@@ -166,15 +187,24 @@ def finished_sources(output: Path) -> set[str]:
 
 
 def deidentify_folder(
-    source: Path, output: Path, ctx: DeidContext, workers: int = 1, progress: bool = True
+    source: Path,
+    output: Path,
+    ctx: DeidContext,
+    workers: int = 1,
+    progress: bool = True,
+    file_timeout_s: float | None = None,
 ) -> RunSummary:
-    """De-identify every file under ``source`` into ``output``; see the module docstring."""
-    source, output = Path(source).resolve(), Path(output).resolve()
+    """De-identify every file under ``source`` into ``output``; see the module docstring.
+
+    ``workers`` processes (0: in this process, where no time limit can be enforced) with a limit of
+    ``file_timeout_s`` seconds per file (None: none).
+    """
+    source, output = check_source(Path(source)).resolve(), Path(output).resolve()
     if not source.is_dir():
         raise ConfigError("SOURCE is not a folder; pass the folder that holds the DICOM files")
     if output == source or source.is_relative_to(output):
         raise ConfigError("OUTPUT must not be SOURCE or contain it; choose a separate output folder")
-    output.mkdir(parents=True, exist_ok=True)
+    check_writable(output, "OUTPUT")
     stale = remove_stale_temporaries(output)
     if stale:
         log.info("removed %d temporaries of an interrupted run", stale)
@@ -195,7 +225,7 @@ def deidentify_folder(
     if bar:
         bar.start()
     try:
-        for status, actions, reason in _run(pending, output, ctx, workers, bar, task):
+        for status, actions, reason in _run(pending, output, ctx, workers, file_timeout_s, bar, task):
             summary.add(status, actions, reason)
     finally:
         if bar:
@@ -213,9 +243,9 @@ def deidentify_folder(
 
 
 def _run(
-    pending, output: Path, ctx: DeidContext, workers: int, bar, task
+    pending, output: Path, ctx: DeidContext, workers: int, file_timeout_s: float | None, bar, task
 ) -> Iterator[tuple[str, dict[str, int], str | None]]:
-    if workers <= 1 or len(pending) < 2:
+    if workers < 1 or not pending:
         for p, rel in pending:
             yield process_file(Path(p), rel, output, ctx)
             if bar:
@@ -223,9 +253,11 @@ def _run(
         return
     size = max(1, min(64, len(pending) // (workers * 4) or 1))
     batches = [pending[i : i + size] for i in range(0, len(pending), size)]
-    mp = multiprocessing.get_context("spawn")  # fork is unsafe once torch/OCR threads exist
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_init_worker, initargs=(ctx,)) as pool:
-        futures = {pool.submit(_worker_batch, batch, str(output)): len(batch) for batch in batches}
+    with (
+        WorkerPool(workers, preload=PRELOAD, item_timeout_s=file_timeout_s) as pool,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deid-batch") as drivers,
+    ):
+        futures = {drivers.submit(_run_batch, pool, batch, output, ctx): len(batch) for batch in batches}
         for future in as_completed(futures):
             yield from future.result()
             if bar:

@@ -19,7 +19,7 @@ from tasks.ingest.options import IngestOptions
 from tasks.normalize.intensity import pooled_mean_std
 from tasks.qc.validate import run_qc
 from tasks.store.manifest import updated_manifest, write_manifest
-from tasks.store.zarr_store import ensure_root
+from tasks.store.zarr_store import clear_staging, ensure_root
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,12 @@ def write_run_summary(dataset: Path, summary: IngestSummary) -> None:
 
 
 def finalize_run(dataset: Path, summary: IngestSummary, options: IngestOptions) -> IngestSummary:
-    """Bring the manifest up to date, record echo mean/std, run QC, write the run summary."""
+    """Bring the manifest up to date, record echo mean/std, run QC, write the run summary.
+
+    Called once every batch has finished, so whatever a stopped worker left half-written in ``.staging`` goes.
+    """
     dataset = Path(dataset)
+    clear_staging(dataset)
     frame, new_rows = updated_manifest(dataset, summary.run_id)
     if len(frame):
         _record_video_intensity(dataset, frame)

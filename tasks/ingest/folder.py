@@ -8,18 +8,19 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import NamedTuple
 
 from tasks.atomic import atomic_write_bytes, remove_stale_temporaries
+from tasks.discovery import check_source
 from tasks.ingest.discover import discover_files, plan_batches, write_batches
 from tasks.ingest.finalize import WORK_DIR, IngestSummary, add_counts, finalize_run
 from tasks.ingest.lock import dataset_lock
 from tasks.ingest.options import IngestOptions
 from tasks.ingest.pool import batch_pool, run_batch
-from tasks.ingest.process import process_batch
 from tasks.store.zarr_store import clear_staging, ensure_root
+from tasks.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def prepare_run(source: Path, dataset: Path, options: IngestOptions, run_id: str
     The caller holds :func:`tasks.ingest.lock.dataset_lock` (no other ingest runs into ``dataset``).
     """
     dataset = Path(dataset)
+    check_source(Path(source))  # one clear error before anything is written
     ensure_root(dataset)
     cleared = clear_interrupted(dataset, run_id)
     if cleared:
@@ -98,14 +100,16 @@ def ingest_folder(
     run_id: str | None = None,
     on_batch: Callable[[int, int, dict], None] | None = None,
 ) -> IngestSummary:
-    """Ingest ``source`` into ``dataset`` with ``workers`` processes (1 = in this process).
+    """Ingest ``source`` into ``dataset`` with ``workers`` processes (0 = in this process, without the per-file
+    time limit).
 
     The pool (:mod:`tasks.ingest.pool`) is the one the Prefect flow uses, so the two differ by Prefect alone.
     """
     options = options or IngestOptions()
     run_id = run_id or new_run_id()
     started = time.perf_counter()
-    with dataset_lock(Path(dataset)), batch_pool(workers) as pool:  # workers start while the run is planned
+    pool_context = batch_pool(workers, file_timeout_s=options.file_timeout_s)
+    with dataset_lock(Path(dataset)), pool_context as pool:  # workers start while the run is planned
         try:
             batch_files = [b.path for b in prepare_run(source, dataset, options, run_id, workers)]
             summary = IngestSummary(run_id=run_id, dataset=str(dataset))
@@ -124,15 +128,21 @@ def _run_batches(
     ctx: object,
     options: IngestOptions,
     run_id: str,
-    pool: ProcessPoolExecutor | None,
+    pool: WorkerPool | None,
     on_batch: Callable[[int, int, dict], None] | None,
 ) -> Iterable[dict]:
+    """Counts of each batch as it finishes; one driver thread per worker waits on the pool."""
     total = len(batch_files)
     if pool is None:
-        done: Iterable[dict] = (process_batch(b, dataset, ctx, options, run_id) for b in batch_files)  # type: ignore[arg-type]
-    else:
-        futures = [pool.submit(run_batch, b, dataset, ctx, options, run_id) for b in batch_files]
-        done = (future.result() for future in as_completed(futures))
+        done: Iterable[dict] = (run_batch(None, b, dataset, ctx, options, run_id) for b in batch_files)
+        yield from _reported(done, total, on_batch)
+        return
+    with ThreadPoolExecutor(max_workers=pool.workers, thread_name_prefix="ingest-batch") as drivers:
+        futures = [drivers.submit(run_batch, pool, b, dataset, ctx, options, run_id) for b in batch_files]
+        yield from _reported((future.result() for future in as_completed(futures)), total, on_batch)
+
+
+def _reported(done: Iterable[dict], total: int, on_batch: Callable[[int, int, dict], None] | None) -> Iterable[dict]:
     for i, counts in enumerate(done):
         for warning in counts.pop("warnings", []):  # a worker's log does not reach this process's handlers
             log.warning("batch: %s", warning)

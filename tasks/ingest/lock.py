@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tasks.atomic import check_writable
 from tasks.errors import ConfigError
 
 LOCK_FILE = ".lock"
@@ -21,9 +22,9 @@ LOCK_FILE = ".lock"
 
 @contextmanager
 def dataset_lock(dataset: Path) -> Iterator[None]:
-    """Hold the dataset's ingest lock for the block; raise ConfigError when another run holds it."""
-    dataset = Path(dataset)
-    dataset.mkdir(parents=True, exist_ok=True)
+    """Hold the dataset's ingest lock for the block; raise ConfigError when another run holds it, StorageError
+    when DATASET cannot be written (before anything is)."""
+    dataset = check_writable(Path(dataset), "DATASET")
     fd = os.open(dataset / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -9,10 +9,11 @@ from tasks.qc.rules import QcRules
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """Training-view shape and rate, batch sizing and QC thresholds."""
+    """Training-view shape and rate, batch sizing, the per-file time limit and QC thresholds."""
 
     target_fps: float = 50.0
     view_size: int = 112
     batch_bytes: int = 96 * 1024**2  # decoded pixel bytes per batch: a few seconds of work per task
     batch_files: int = 200
+    file_timeout_s: float | None = 600.0  # per input, enforced by the worker pool (MEDFLOW_FILE_TIMEOUT_S)
     qc: QcRules = field(default_factory=QcRules)

@@ -1,28 +1,33 @@
-"""The process pool that runs ingest batches, shared by ``ingest_folder`` and the Prefect flow.
+"""The worker processes that run ingest batches, shared by ``ingest_folder`` and the Prefect flow.
 
-Workers fork from a ``forkserver`` that imported the batch code (pydicom, numpy, zarr, codecs; never
-Prefect) once and runs nothing else: forking it is cheap, and safe even when the caller runs Prefect's or
-rich's threads (plain ``fork`` of such a process is not), and no worker pays for imports (a spawned one
-does: 1–2 s each under Prefect's ProcessPoolTaskRunner here).
+A :class:`tasks.workers.WorkerPool`: ``forkserver`` workers forked from a server that imported the batch code
+(pydicom, numpy, zarr, codecs; never Prefect) once, so forking is cheap and safe under Prefect's or rich's
+threads, and no worker pays for imports. Each file of a batch runs under the per-file time limit
+(``IngestOptions.file_timeout_s``, from ``MEDFLOW_FILE_TIMEOUT_S``): a file past it has its worker killed and
+replaced, is quarantined as ``timeout`` and the batch goes on with its other files; a worker that dies by
+itself costs its file (``worker-crashed``) in the same way.
 
 Worker processes do not share the caller's logging (a Prefect task log in particular), so
 :func:`run_batch` returns the batch's (PHI-free) warnings with its counts for the caller to log.
-The flow looks its run's pool up with :func:`registered_pool` (a pool is never a task parameter).
+The flow looks its run's pool up with :func:`registered_pool` (a pool is never a task parameter). Without a
+pool (on Dask) the batch runs in the calling process, where no time limit can be enforced.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import QuarantineReason
+from tasks.ingest.discover import read_batch
 from tasks.ingest.options import IngestOptions
-from tasks.ingest.process import process_batch
+from tasks.ingest.process import BatchCounts, process_paths, record_stopped
+from tasks.workers import LocalProgress, WorkerPool
 
 # imported once by the fork server; '__main__' first so workers do not re-run the main module each
 PRELOAD = (
@@ -35,7 +40,7 @@ PRELOAD = (
 )
 MAX_WARNINGS = 50  # per batch: enough to see what went wrong, bounded in size
 
-_POOLS: dict[str, ProcessPoolExecutor] = {}
+_POOLS: dict[str, WorkerPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
@@ -72,36 +77,54 @@ def collect_warnings() -> Iterator[list[str]]:
             messages.append(f"{collect.dropped} more warnings not shown")
 
 
-def run_batch(batch_file: Path, dataset: Path, ctx: Any, options: IngestOptions, run_id: str) -> dict:
-    """:func:`tasks.ingest.process.process_batch` plus ``warnings``: the batch's log warnings (PHI-free by
-    the project's logging rule), for the caller to log where its own log goes."""
+def work(paths: list[str], dataset: Path, ctx: Any, options: IngestOptions, run_id: str, *, progress: Any) -> list[str]:
+    """Worker side: :func:`tasks.ingest.process.process_paths`; returns the batch's log warnings (PHI-free by
+    the project's logging rule)."""
     with collect_warnings() as warnings:
-        counts = process_batch(Path(batch_file), Path(dataset), ctx, options, run_id)
-    return {**counts, "warnings": warnings}
+        process_paths(paths, Path(dataset), ctx, options, run_id, progress=progress)
+    return warnings
 
 
-def _ready() -> None:
-    """No-op submitted once per worker so the pool starts while the caller plans the run."""
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))  # effective until the (per-process) fork server first starts
-    return ctx
+def run_batch(
+    pool: WorkerPool | None, batch_file: Path, dataset: Path, ctx: Any, options: IngestOptions, run_id: str
+) -> dict:
+    """Process the inputs listed in ``batch_file`` in ``pool`` (None: in this process); JSON-safe counts plus
+    ``warnings``. Inputs whose worker was stopped are quarantined here (``timeout``, ``worker-crashed``)."""
+    started = time.perf_counter()
+    dataset = Path(dataset)
+    paths = [str(p) for p in read_batch(Path(batch_file))]
+    stopped: list[tuple[int, QuarantineReason]] = []
+    if pool is None:
+        progress = LocalProgress()
+        warnings = work(paths, dataset, ctx, options, run_id, progress=progress)
+        records = progress.records
+    else:
+        run = pool.run_items(work, paths, dataset, ctx, options, run_id)
+        records = run.records
+        warnings = [w for result in run.results for w in result]
+        stopped = [(i, QuarantineReason.TIMEOUT) for i in run.timed_out]
+        stopped += [(i, QuarantineReason.WORKER_CRASHED) for i in run.crashed]
+    for index, reason in stopped:
+        records[index] = record_stopped(dataset, ctx.pseudonymizer.source_id(Path(paths[index])), run_id, reason)
+        warnings.append(f"{__name__}: input {index} of the batch quarantined as {reason}")
+    counts = BatchCounts.from_records([records[i] for i in range(len(paths)) if i in records])
+    counts.seconds = time.perf_counter() - started
+    return {**counts.as_dict(), "warnings": warnings}
 
 
 @contextmanager
-def batch_pool(workers: int, run_id: str | None = None) -> Iterator[ProcessPoolExecutor | None]:
-    """A pool of ``workers`` processes, already starting; None when ``workers`` <= 1 (run in the caller).
+def batch_pool(
+    workers: int, run_id: str | None = None, *, file_timeout_s: float | None = None
+) -> Iterator[WorkerPool | None]:
+    """A pool of ``workers`` processes with the per-file limit, already starting; None when ``workers`` < 1
+    (batches then run in the caller, without a time limit).
 
     With ``run_id`` the pool is registered for :func:`registered_pool` while the context is open.
     """
-    if workers <= 1:
+    if workers < 1:
         yield None
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
-    for _ in range(workers):  # each submit starts one worker: the fork server imports while the caller plans
-        pool.submit(_ready)
+    pool = WorkerPool(workers, preload=PRELOAD, item_timeout_s=file_timeout_s)
     if run_id is not None:
         with _POOLS_LOCK:
             _POOLS[run_id] = pool
@@ -111,10 +134,10 @@ def batch_pool(workers: int, run_id: str | None = None) -> Iterator[ProcessPoolE
         if run_id is not None:
             with _POOLS_LOCK:
                 _POOLS.pop(run_id, None)
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.close()
 
 
-def registered_pool(run_id: str) -> ProcessPoolExecutor | None:
+def registered_pool(run_id: str) -> WorkerPool | None:
     """The pool :func:`batch_pool` registered for ``run_id`` in this process (None: none, e.g. on Dask)."""
     with _POOLS_LOCK:
         return _POOLS.get(run_id)

@@ -1,13 +1,14 @@
 """Process one batch: read → de-identify (+ clean pixels) → normalise → write Zarr, one ledger line per input.
 
-Runs inside a worker process (local pool or Dask). Returns counts only; arrays and PHI never leave here.
+Runs inside a worker process (local pool or Dask). Each input's start and its outcome (status, reason, arrays
+written) go to a :class:`tasks.workers.Progress`, so the pool can enforce the per-file time limit and the
+caller counts outcomes even of a batch whose worker was stopped. Arrays and PHI never leave here.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from pydicom import Dataset
 
 from tasks.discovery import is_regular_file
 from tasks.errors import InputError, MedflowError, QuarantineReason
-from tasks.ingest.discover import VOLUME_MODALITIES, read_batch
+from tasks.ingest.discover import VOLUME_MODALITIES
 from tasks.ingest.ledger import Status, record_input
 from tasks.ingest.nodes import Ids, Node, video_node, volume_node
 from tasks.ingest.options import IngestOptions
@@ -25,6 +26,7 @@ from tasks.normalize.pixels import decode, frames_first
 from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced, slices_from_volume
 from tasks.quarantine import QuarantineRecord, quarantine
 from tasks.store.zarr_store import node_attrs, node_exists, read_node, write_node
+from tasks.workers import LocalProgress, Progress
 
 if TYPE_CHECKING:
     from tasks.deid.context import DeidContext
@@ -49,6 +51,25 @@ class BatchCounts:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def add(self, status: str, reason: str = "", arrays: int = 0) -> None:
+        """Count one input's outcome (a :class:`Status` value, its quarantine reason, arrays it wrote)."""
+        self.discovered += 1
+        self.arrays_written += arrays
+        if status == Status.STORED:
+            self.stored += 1
+        elif status == Status.SKIPPED:
+            self.skipped += 1
+        else:
+            self.quarantined += 1
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    @classmethod
+    def from_records(cls, records: list[tuple[str, str, int]]) -> BatchCounts:
+        counts = cls()
+        for record in records:
+            counts.add(*record)
+        return counts
 
 
 def classify(ds: Dataset) -> str:
@@ -84,6 +105,7 @@ def _pixels(result: Any) -> np.ndarray:
 
 @dataclass
 class _PendingSlice:
+    index: int
     source_id: str
     ds: Dataset
     slice: Slice
@@ -92,46 +114,44 @@ class _PendingSlice:
 
 
 class BatchProcessor:
-    """Holds the run context for one batch and records each input's fate."""
+    """Holds the run context for one batch and reports each input's start and fate to ``progress``."""
 
-    def __init__(self, dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str):
+    def __init__(
+        self, dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str, progress: Progress | None = None
+    ):
         self.dataset, self.ctx, self.options, self.run_id = Path(dataset), ctx, options, run_id
-        self.counts = BatchCounts()
-        self.reasons: Counter[str] = Counter()
+        self.progress = progress if progress is not None else LocalProgress()
+        self._arrays = 0  # arrays published since the last recorded input
         self._stored_slices: dict[str, set[str]] = {}  # series key -> instances its stored volume holds
 
-    def _record(self, source_id: str, status: Status, key: str | None, reason: str = "") -> None:
+    def _record(self, index: int, source_id: str, status: Status, key: str | None, reason: str = "") -> None:
         record_input(self.dataset, source_id=source_id, status=status, run_id=self.run_id, zarr_key=key, reason=reason)
-        if status is Status.STORED:
-            self.counts.stored += 1
-        elif status is Status.SKIPPED:
-            self.counts.skipped += 1
-        else:
-            self.counts.quarantined += 1
-            self.reasons[reason] += 1
+        self.progress.done(index, (str(status), reason, self._arrays))
+        self._arrays = 0
 
-    def _quarantine(self, source_id: str, error: MedflowError) -> None:
+    def _quarantine(self, index: int, source_id: str, error: MedflowError) -> None:
         quarantine(self.dataset, QuarantineRecord.from_error(source_id, error))
-        self._record(source_id, Status.QUARANTINED, None, str(error.reason))
+        self._record(index, source_id, Status.QUARANTINED, None, str(error.reason))
 
     def _publish(self, node: Node, *, replace: bool = False) -> bool:
         written = write_node(self.dataset, node.key, node.arrays, {**node.attrs, "manifest": node.row}, replace=replace)
-        self.counts.arrays_written += int(written)
+        self._arrays += int(written)
         return written
 
-    def run(self, paths: list[Path]) -> BatchCounts:
+    def run(self, paths: list[Path]) -> None:
+        """Process ``paths``; every one gets exactly one ledger line and one record."""
         from tasks.deid.instance import deidentify_instance
         from tasks.deid.reader import read_dicom
 
-        start = time.perf_counter()
         series: dict[str, list[_PendingSlice]] = defaultdict(list)
-        for path in paths:
-            self.counts.discovered += 1
+        for index, path in enumerate(paths):
+            self.progress.start(index)
             source_id = self.ctx.pseudonymizer.source_id(path)
             try:
-                if not is_regular_file(path):  # FIFO, dangling symlink, symlink loop: never opened
+                if not is_regular_file(path):  # FIFO, folder, dangling symlink, symlink loop: never opened
                     raise InputError(
-                        "not a regular file (FIFO, device, dangling symlink or symlink loop)",
+                        "not a readable regular file (a folder that cannot be listed, FIFO, device, dangling "
+                        "symlink or symlink loop)",
                         reason=QuarantineReason.UNREADABLE,
                         step="read",
                     )
@@ -143,7 +163,7 @@ class BatchProcessor:
                     what != "slice"
                     or self._assembled(key, pseudo.uid(str(ds.get("SOPInstanceUID", "")).strip(" \x00")))
                 ):
-                    self._record(source_id, Status.SKIPPED, f"{key}/0")
+                    self._record(index, source_id, Status.SKIPPED, f"{key}/0")
                     continue
                 result = deidentify_instance(ds, self.ctx)
                 ids = Ids(result.patient_id, result.study_id, result.series_id, result.instance_id)
@@ -151,7 +171,7 @@ class BatchProcessor:
                 if what == "slice":
                     piece = slice_from_dataset(result.dataset, pixels[0], ids.instance_id)
                     series[ids.series_id].append(
-                        _PendingSlice(source_id, result.dataset, piece, _cleaning(result), ids)
+                        _PendingSlice(index, source_id, result.dataset, piece, _cleaning(result), ids)
                     )
                     continue
                 if what == "volume":
@@ -168,12 +188,13 @@ class BatchProcessor:
                         cleaning=_cleaning(result),
                     )
                 written = self._publish(node)
-                self._record(source_id, Status.STORED if written else Status.SKIPPED, node.row["zarr_key"])
+                self._record(index, source_id, Status.STORED if written else Status.SKIPPED, node.row["zarr_key"])
             except MedflowError as error:
-                self._quarantine(source_id, error)
+                self._quarantine(index, source_id, error)
             except Exception as exc:  # the task edge: an unexpected failure quarantines this input only
                 log.warning("unexpected %s while ingesting one input; quarantined", type(exc).__name__)
                 self._quarantine(
+                    index,
                     source_id,
                     MedflowError(
                         f"unexpected {type(exc).__name__} during ingest",
@@ -182,10 +203,8 @@ class BatchProcessor:
                     ),
                 )
         for series_id, pending in series.items():
+            self.progress.start(*(p.index for p in pending))
             self._store_series(series_id, pending)
-        self.counts.reasons = dict(self.reasons)
-        self.counts.seconds = time.perf_counter() - start
-        return self.counts
 
     def _assembled(self, key: str, instance_id: str) -> bool:
         """Whether the stored volume ``key`` was assembled with the slice ``instance_id`` (pseudonymous)."""
@@ -214,7 +233,7 @@ class BatchProcessor:
             written = self._publish(node, replace=extend)
         except MedflowError as error:
             for p in pending:
-                self._quarantine(p.source_id, error)
+                self._quarantine(p.index, p.source_id, error)
             return
         except Exception as exc:  # never the exception text: it may quote a value
             log.warning("unexpected %s while assembling one series; quarantined", type(exc).__name__)
@@ -224,12 +243,31 @@ class BatchProcessor:
                 step="normalize",
             )
             for p in pending:
-                self._quarantine(p.source_id, error)
+                self._quarantine(p.index, p.source_id, error)
             return
         for p in pending:
-            self._record(p.source_id, Status.STORED if written else Status.SKIPPED, node.row["zarr_key"])
+            self._record(p.index, p.source_id, Status.STORED if written else Status.SKIPPED, node.row["zarr_key"])
 
 
-def process_batch(batch_file: Path, dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str) -> dict:
-    """Process the inputs listed in ``batch_file``; return JSON-safe counts."""
-    return BatchProcessor(dataset, ctx, options, run_id).run(read_batch(batch_file)).as_dict()
+def process_paths(
+    paths: list[str], dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str, *, progress: Progress
+) -> None:
+    """Process ``paths`` (one batch, or what is left of it after a stopped worker), reporting to ``progress``."""
+    BatchProcessor(dataset, ctx, options, run_id, progress).run([Path(p) for p in paths])
+
+
+def record_stopped(dataset: Path, source_id: str, run_id: str, reason: QuarantineReason) -> tuple[str, str, int]:
+    """Quarantine an input whose worker process was stopped (``timeout``) or died (``worker-crashed``); written
+    by the caller, since the worker cannot. Returns its record."""
+    messages = {
+        QuarantineReason.TIMEOUT: "processing ran past the per-file time limit (MEDFLOW_FILE_TIMEOUT_S); "
+        "its worker process was stopped",
+        QuarantineReason.WORKER_CRASHED: "the worker process died while processing this input (a decoder crash "
+        "or the memory limit)",
+    }
+    error = MedflowError(messages[reason], reason=reason, step="ingest")
+    quarantine(Path(dataset), QuarantineRecord.from_error(source_id, error))
+    record_input(
+        Path(dataset), source_id=source_id, status=Status.QUARANTINED, run_id=run_id, zarr_key=None, reason=reason
+    )
+    return str(Status.QUARANTINED), str(reason), 0

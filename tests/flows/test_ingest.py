@@ -100,6 +100,8 @@ def test_ingest_flow_end_to_end(prefect_server, tmp_path, names):
     assert first["discovered"] == 9
     assert first["audit_findings"] == 0 and first["audit_files_scanned"] > 0  # the in-flow PHI audit ran
     assert (dataset / first["audit_report"]).is_file()
+    audited = json.loads((dataset / first["audit_report"]).read_text())
+    assert audited["prefect_database"] == "scanned" and audited["prefect_files_scanned"] >= 1  # the test server's
     assert first["stored"] + first["skipped"] + first["quarantined"] == first["discovered"]
     assert first["quarantine_reasons"] == {"not-dicom": 1, "unsupported": 1}
     ledger = _read_ledger(dataset, "run-1")
@@ -348,6 +350,9 @@ def test_audit_finding_fails_the_run_without_quoting_the_value(prefect_server, t
 def test_a_missing_source_fails_the_run_with_its_name_before_anything_is_written(prefect_server, tmp_path, names):
     """A source folder that went away (a deployment's handle, or a sources-file entry) is an error, not a
     successful run with one quarantined "file"; the message names the location, never its path."""
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
     from flows.ingest import ingest
     from tasks.errors import ConfigError
 
@@ -359,3 +364,9 @@ def test_a_missing_source_fails_the_run_with_its_name_before_anything_is_written
         ingest(**places, workers=1, clean_pixels="off", audit=False)
     assert "DOE" not in str(failed.value) and str(tmp_path) not in str(failed.value)
     assert not dataset.exists()  # failed before the dataset was created
+
+    async def latest_state() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1))[0].state_type.value
+
+    assert asyncio.run(latest_state()) == "FAILED"  # a failed run in Prefect, not a successful one

@@ -163,9 +163,10 @@ def raw_search(roots: list[Path], patterns) -> list[tuple[str, tuple[str, ...]]]
     hit is a leak.
     """
     from tasks.audit import Matcher
-    from tasks.audit.scan import scan_bytes_file, scan_parquet
+    from tasks.audit.scan import Search, scan_bytes_file, scan_parquet
 
     matcher = Matcher(patterns.labels)
+    search = Search(matcher, matcher, Matcher([]), Matcher([]))  # every pattern, schema and cells alike
     leaks = []
     for root in roots:
         if not root.exists():
@@ -175,7 +176,7 @@ def raw_search(roots: list[Path], patterns) -> list[tuple[str, tuple[str, ...]]]
             for hits in scan_bytes_file(path, matcher).values():
                 found |= {label for pattern in hits for label in patterns.labels[pattern]}
             if path.suffix == ".parquet":
-                for finding in scan_parquet(path, str(path), matcher, lambda p: tuple(patterns.labels[p])):
+                for finding in scan_parquet(path, str(path), search, lambda p: tuple(patterns.labels[p])):
                     found |= set(finding.attributes)
             if found:
                 leaks.append((str(path), tuple(sorted(found))))

@@ -82,7 +82,7 @@ def test_key_never_in_repr_logs_or_outputs(tmp_path: Path, caplog: pytest.LogCap
     copy_real(source, ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm"))
     (source / "broken.dcm").write_bytes(b"\x00" * 10)
     with caplog.at_level(logging.DEBUG):
-        summary = deidentify_folder(source, output, ctx, workers=1, progress=False)
+        summary = deidentify_folder(source, output, ctx, workers=0, progress=False)  # logs in this process
     assert summary.written == 3 and summary.quarantined == 1
     assert not text_search(caplog.text, patterns)
     assert not raw_search([output], patterns)

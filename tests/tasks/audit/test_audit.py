@@ -110,7 +110,7 @@ def test_registered_in_cli() -> None:
 def test_cli_exit_codes_and_json(originals: Path, clean_dataset: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     app = _app()
-    args = ["audit", str(clean_dataset), "--originals", str(originals), "--no-ocr", "--json"]
+    args = ["audit", str(clean_dataset), "--originals", str(originals), "--no-ocr", "--no-prefect-db", "--json"]
     ok = runner.invoke(app, args)
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["ok"] is True
@@ -146,7 +146,9 @@ def test_prefect_task_returns_counts_only(originals: Path, clean_dataset: Path, 
     from tasks.audit.task import audit_task
 
     shutil.copy(originals / "ct.dcm", clean_dataset / "leaked.dcm")
-    result = audit_task.fn(str(clean_dataset), str(originals), str(tmp_path / "audit.json"), ocr=False)
+    result = audit_task.fn(
+        str(clean_dataset), str(originals), str(tmp_path / "audit.json"), ocr=False, prefect_database=False
+    )
     assert result["ok"] is False and result["findings"] > 0
     assert json.loads((tmp_path / "audit.json").read_text())["ok"] is False
     _no_value_in(json.dumps(result))
@@ -182,8 +184,9 @@ def test_fifo_and_dangling_link_among_originals_are_counted_not_opened(originals
 
 
 def test_data_docs_theme_and_css_are_not_findings_but_rendered_values_are(originals: Path, clean_dataset: Path) -> None:
-    """A name part that is also a CSS word (``White``) hits neither the vendored theme nor page styling;
-    the same part rendered into a Data Docs page (text or script) is still found."""
+    """A name part that is also a CSS word (``White``) hits neither the vendored theme nor page styling. Great
+    Expectations renders nothing but the manifest, so in its pages such a word counts once the manifest holds it
+    (and is reported there too); a name that is no GX word counts in its pages anyway."""
     ds = pydicom.dcmread(originals / "ct.dcm")
     ds.OperatorsName = "White^Oblestine"
     ds.save_as(originals / "ct.dcm")
@@ -203,10 +206,19 @@ def test_data_docs_theme_and_css_are_not_findings_but_rendered_values_are(origin
     page.write_text(f"<html><head>{style}</head><body><td>WHITE</td></body></html>")
     (site / "static" / "data.json").write_text('{"operator": "White"}')  # not a theme asset: scanned
     (site / "index.html").write_text("<script>var spec = {values: ['white']};</script>")
+    assert audit_dataset(clean_dataset, originals, ocr=False).ok  # GX's own word, in no manifest cell
+
+    prefix = "qc/gx/uncommitted/data_docs/local_site/"
+    (site / "static" / "other.json").write_text('{"operator": "Oblestine"}')
+    report = audit_dataset(clean_dataset, originals, ocr=False)
+    assert {f.path for f in report.findings} == {prefix + "static/other.json"}  # no GX word: found in GX files
+
+    (site / "static" / "other.json").unlink()
+    pd.DataFrame({"instance_id": ["a"], "operator": ["White"]}).to_parquet(clean_dataset / "manifest.parquet")
     report = audit_dataset(clean_dataset, originals, ocr=False)
     found = {f.path for f in report.findings if "OperatorsName (0008,1070)" in f.attributes}
-    prefix = "qc/gx/uncommitted/data_docs/local_site/"
-    assert found == {prefix + "validations/page.html", prefix + "static/data.json", prefix + "index.html"}
+    pages = {prefix + "validations/page.html", prefix + "static/data.json", prefix + "index.html"}
+    assert found == pages | {"manifest.parquet"}
 
 
 def test_values_the_profile_keeps_are_not_patterns(originals: Path) -> None:

@@ -37,10 +37,10 @@ def test_collect_warnings_is_bounded():
 def test_pool_is_forkserver_and_registered_only_while_open():
     with batch_pool(2, "run-x") as pool:
         assert pool is not None and registered_pool("run-x") is pool
-        assert pool._mp_context.get_start_method() == "forkserver"
-        assert pool.submit(sum, [1, 2, 3]).result() == 6
+        assert pool.start_method == "forkserver"
+        assert pool.call(sum, [1, 2, 3]) == 6
     assert registered_pool("run-x") is None
-    with batch_pool(1, "run-y") as none:
+    with batch_pool(0, "run-y") as none:
         assert none is None and registered_pool("run-y") is None
 
 

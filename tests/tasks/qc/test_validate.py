@@ -69,3 +69,37 @@ def test_suite_groups():
     assert suite_group("US", "video") == "video"
     assert suite_group("MR", "volume") == "MR"
     assert suite_group("NM", "image") == "image"
+
+
+def test_an_expectation_that_raises_fails_its_rows_closed(tmp_path):
+    """A manifest without a checked column (GX raises in the metric) and an unusable configured regex: every row
+    of the group fails as ``<expectation>:error``, never passes silently; other expectations still mark rows."""
+    manifest = pd.DataFrame([_row(), _row(instance_id="2.25.21", zarr_key="2.25.21/0", source_fps=3.0)])
+    manifest = manifest.drop(columns=["blank_frame_share"])
+    out, summary = run_qc(manifest, tmp_path, QcRules(patient_id_regex="([", max_failure_share=1.0), "r1")
+    missing = "expect_column_values_to_be_between:blank_frame_share:error"
+    bad_regex = "expect_column_values_to_match_regex:patient_id:error"
+    assert sorted(summary.errors) == sorted([missing, bad_regex])
+    assert list(out.qc_status) == ["fail", "fail"]
+    for failures in out.qc_failures:
+        assert missing in failures and bad_regex in failures
+    assert "expect_column_values_to_be_between:source_fps" in out.qc_failures[1]
+    assert "expect_column_values_to_be_between:source_fps" not in out.qc_failures[0]
+    assert summary.suites["video"]["success"] is False and summary.by_expectation[missing] == 2
+
+
+def test_an_exception_recorded_for_the_whole_expectation_or_a_missing_result_fails_closed():
+    """The other form Great Expectations records an exception in (for the whole expectation, built by its own
+    validator when evaluating results raises), and an expectation that is missing from the results."""
+    import great_expectations.expectations as gxe
+    from great_expectations.validator.validator import Validator
+
+    from tasks.qc.validate import failing_positions
+
+    config = gxe.ExpectColumnValuesToNotBeNull(column="a").configuration
+    results = Validator._catch_exceptions_in_failing_expectation_validations("traceback", RuntimeError(), [config], [])
+    assert results[0].exception_info["raised_exception"] is True  # the form the old code skipped: no row failed
+    expected = ["expect_column_values_to_not_be_null:a", "expect_column_values_to_not_be_null:b"]
+    failing, errors = failing_positions(results, expected, 3)
+    assert errors == ["expect_column_values_to_not_be_null:a:error", "expect_column_values_to_not_be_null:b:error"]
+    assert failing == {name: [0, 1, 2] for name in errors}
