@@ -95,6 +95,8 @@ def test_configured_names_resolve_through_settings_and_the_sources_file(tmp_path
         ("flows.train", "train", {"dataset": "main", "labels": "labels.csv", "task": "survival"}),
         ("flows.evaluate", "evaluate", {"run_dir": "/data/ds/runs/r1"}),
         ("flows.demo", "demo", {"out": "demo-output/", "key_file": "key-0123456789abcdef"}),
+        ("flows.study", "ingest_study", {"listener": "push", "study": "0" * 32, "dataset": "/data/ds"}),
+        ("flows.study", "ingest_study", {"listener": "../push", "study": "0" * 32, "dataset": "main"}),
     ],
 )
 def test_every_flow_refuses_a_path_parameter(module: str, name: str, parameters: dict) -> None:
