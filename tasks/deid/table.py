@@ -25,7 +25,7 @@ from pathlib import Path
 from tasks.atomic import atomic_write_bytes
 from tasks.deid.actions import MAX_AGE_YEARS, cap_age
 from tasks.deid.pseudonyms import Pseudonymizer
-from tasks.deid.table_screen import column_reason, name_values
+from tasks.deid.table_screen import column_reason, header_reason, name_values
 from tasks.errors import ConfigError, InputError
 
 RECORD_SUFFIX = ".deid.json"
@@ -142,6 +142,13 @@ def deidentify_table(
         raise InputError("cannot read the input table as UTF-8 CSV") from None
     reader = csv.DictReader(io.StringIO(text))
     columns = list(reader.fieldnames or [])
+    for number, column in enumerate(columns, start=1):
+        reason = header_reason(column)
+        if reason:  # the first row is data: never print it back
+            raise InputError(
+                f"the table's first row does not look like column names (column {number} {reason}); "
+                "give the CSV a header row"
+            )
     _split_roles(columns, id_col, date_cols, keep, age_cols)
     stray = [c for c in force_keep if c not in keep]
     if stray:

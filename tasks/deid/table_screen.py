@@ -62,6 +62,19 @@ def value_reason(value: str, names: set[str]) -> str | None:
     return None
 
 
+def header_reason(column: str) -> str | None:
+    """Why a column *name* looks like a value (a table without a header row makes its first patient the
+    column names, which would then be printed), or ``None``."""
+    column = column.strip()
+    if _DATE.search(column):
+        return "holds a date"
+    if _TITLED_NAME.search(column):
+        return "holds a person's name"
+    if not _MEASUREMENT.fullmatch(column) and (_LONG_DIGITS.search(column) or _MIXED_ID.fullmatch(column)):
+        return "holds a phone- or ID-like value"
+    return None
+
+
 def column_reason(column: str, values: Iterable[str], names: set[str]) -> str | None:
     """Why kept ``column`` looks identifying (the first reason found), or ``None``."""
     if looks_like_age(column):

@@ -114,6 +114,14 @@ def test_plain_outcome_columns_pass(tmp_path, key):
     assert summary["columns"] == ["mrn", "study_date", "event", "ef", "sex", "group"]
 
 
+def test_a_table_without_a_header_row_is_refused_without_printing_its_first_patient(tmp_path, key):
+    headless = EXPORT.split("\n", 1)[1]  # the first patient's row becomes the "column names"
+    with pytest.raises(InputError, match="first row does not look like column names") as refused:
+        _run(tmp_path, key, text=headless)
+    assert not [v for v in PLANTED if v in str(refused.value)] and "1960" not in str(refused.value)
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_naming_errors(tmp_path, key):
     with pytest.raises(ConfigError, match="nope not in the table"):
         _run(tmp_path, key, keep=["nope"])
