@@ -44,12 +44,20 @@ def main() -> None:
         import os
 
         from flows.ingest import ingest
+        from tasks.locations import LocationKind, Locations
 
         os.environ["MEDFLOW_FILE_TIMEOUT_S"] = str(seconds)
+        os.environ["MEDFLOW_STATE_DIR"] = str(output.parent / "state")  # where the location names are registered
         key = output.parent / "flow.key"
         key.write_text(KEY.hex())
         key.chmod(0o600)
-        print(json.dumps(ingest(str(source), str(output), key_file=str(key), workers=2, clean_pixels="off")))
+        places = Locations.from_settings()
+        names = {
+            "source": places.register(LocationKind.SOURCE, source),
+            "dataset": places.register(LocationKind.DATASET, output),
+            "key_file": places.register(LocationKind.KEY, key),
+        }
+        print(json.dumps(ingest(**names, workers=2, clean_pixels="off")))
     else:
         raise SystemExit(f"unknown mode {mode}")
 

@@ -39,6 +39,11 @@ MEDFLOW = str(Path(sys.executable).parent / "medflow")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+#: Not "push": deployments/prefect.yaml declares a listener of that name, and a test that deploys it shares the
+#: session's server, so its automation would answer this test's events too.
+PUSH = "push-e2e"
+
+
 async def _study_runs() -> list:
     from prefect import get_client
 
@@ -104,7 +109,7 @@ def test_pushed_studies_each_trigger_one_ingest(orthanc: Orthanc, prefect_server
     assert len(studies) == 3
     port = free_port()
     orthanc.register("medflow-push", "MEDFLOW", port)
-    listener = {"name": "push", "kind": "listener", "port": port, "allow_ae": [orthanc.aet], "quiet_seconds": 3}
+    listener = {"name": PUSH, "kind": "listener", "port": port, "allow_ae": [orthanc.aet], "quiet_seconds": 3}
     sources.write_text(yaml.safe_dump({"sources": [listener]}))
     log = tmp_path / "serve.log"
     since = time.time() - 1
@@ -119,12 +124,20 @@ def test_pushed_studies_each_trigger_one_ingest(orthanc: Orthanc, prefect_server
         assert pushed.get("FailedInstancesCount", 0) == 0 and pushed["InstancesCount"] == len(files)
 
         def finished() -> list:
-            runs = [r for r in asyncio.run(_study_runs()) if r.created and r.created.timestamp() >= since]
+            runs = [
+                r
+                for r in asyncio.run(_study_runs())
+                if r.created and r.created.timestamp() >= since and r.parameters.get("listener") == PUSH
+            ]
             return runs if len(runs) >= 3 and all(r.state_type and r.state_type.value in FINAL for r in runs) else []
 
         _wait(lambda: bool(finished()), 300, serve, log, "three ingest-study runs")
         time.sleep(5)  # a fourth run would show up now
-        runs = [r for r in asyncio.run(_study_runs()) if r.created and r.created.timestamp() >= since]
+        runs = [
+            r
+            for r in asyncio.run(_study_runs())
+            if r.created and r.created.timestamp() >= since and r.parameters.get("listener") == PUSH
+        ]
     finally:
         _stop(serve)
         for study in studies:  # the Orthanc is the session's: leave it as the other source tests expect it
@@ -134,12 +147,12 @@ def test_pushed_studies_each_trigger_one_ingest(orthanc: Orthanc, prefect_server
     secret = load_key(key).secret
     tokens = {study_token(secret, pydicom.dcmread(p).StudyInstanceUID) for p in files}
     assert {r.parameters["study"].removeprefix("medflow.study.") for r in runs} == tokens  # one run per study
-    assert all(r.parameters["listener"] == "push" for r in runs)
+    assert all(r.parameters["listener"] == PUSH for r in runs)
     assert not [v for r in runs for v in r.parameters.values() if "/" in str(v)]  # location names, never paths
     assert all(
         set(r.parameters) <= {"listener", "study", "dataset", "key_file", "workers", "dask_address"} for r in runs
     )
-    events = [e for e in _study_events(prefect_server) if e["resource"].get("medflow.listener") == "push"]
+    events = [e for e in _study_events(prefect_server) if e["resource"].get("medflow.listener") == PUSH]
     assert {e["resource"]["prefect.resource.id"].removeprefix("medflow.study.") for e in events} == tokens
     assert all(set(e["payload"]) == {"listener", "study", "instances", "bytes", "modalities", "last_received"}
                for e in events)  # fmt: skip
@@ -149,7 +162,7 @@ def test_pushed_studies_each_trigger_one_ingest(orthanc: Orthanc, prefect_server
     manifest = pd.read_parquet(dataset / "manifest.parquet")
     assert sorted(manifest.modality) == ["CT", "CT", "MR"]
     assert sorted(manifest.n_source_instances) == [1, 1, 3]  # every instance once (the 3 slices: one volume)
-    assert not list((tmp_path / "state" / "staging" / "push").rglob("*.dcm"))
+    assert not list((tmp_path / "state" / "staging" / PUSH).rglob("*.dcm"))
 
 
 def _send(port: int, paths: list[Path], kill_after: int | None = None, pid: int | None = None) -> list[int]:
