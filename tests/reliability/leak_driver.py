@@ -5,8 +5,8 @@
    source whose folder does not exist (must fail, naming the source only);
 2. ``train-on-new-data`` started by hand with the de-identified labels (subflow ``train``), then ``evaluate`` on the
    run handle it returns;
-3. ``train`` with a labels handle whose path is a folder named like a patient (pandas' error quotes the path: the
-   run must fail with that text withheld, and the text must land in the state directory's error file).
+3. ``train`` with a labels handle whose path is a folder named like a patient (the labels check's error names the
+   file: the run must fail with that text withheld, and the text must land in the state directory's error file).
 
 Prints one JSON line: the names and outcomes (the test checks them; nothing here is a path).
 """

@@ -214,7 +214,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> AuditedRuns:
         configured = [{"name": "inbox", "kind": "folder", "path": str(source)},
                       {"name": "gone", "kind": "folder", "path": str(gone)}]  # fmt: skip
         sources.write_text(yaml.safe_dump({"sources": configured}))
-        broken.mkdir()  # a folder where a CSV should be: pandas quotes the path
+        broken.mkdir()  # a folder where a CSV should be: the record check's message names it
         spec = root / "spec.json"
         spec.write_text(json.dumps({"dataset": str(dataset), "labels": str(labels), "broken_labels": str(broken),
                                     "training": TRAINING}))  # fmt: skip
@@ -250,7 +250,7 @@ def test_the_runs_did_their_work_and_the_failures_fail_by_name(audited: AuditedR
     assert outcome["ingest"]["discovered"] == outcome["ingest"]["skipped"] + outcome["ingest"]["quarantined"]
     assert outcome["trained"] and outcome["run"].startswith("run-") and "harrell_c" in outcome["metrics"]
     assert "source gone" in outcome["missing_source"] and "does not exist" in outcome["missing_source"]
-    assert "IsADirectoryError" in outcome["withheld"] and "withheld" in outcome["withheld"]
+    assert "ValueError" in outcome["withheld"] and "withheld" in outcome["withheld"]  # its text names the file
     errors = list((audited.root / "state" / "errors").iterdir())
     assert any(EXPORT in p.read_text() for p in errors)  # the full text is kept, on the worker, for the operator
     with sqlite3.connect(audited.database) as db:

@@ -69,17 +69,23 @@ def test_cli_evaluates_and_fails_with_a_remedy(run_dir: Path, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_flow_publishes_artifacts(run_dir: Path, prefect_server: str):
+def test_flow_publishes_artifacts(run_dir: Path, prefect_server: str, tmp_path: Path, monkeypatch):
     from prefect.client.orchestration import get_client
 
     from flows.evaluate import evaluate
+    from tasks.locations import LocationKind, Locations
 
-    result = evaluate(str(run_dir), n_resamples=20, model_checks=False)
+    monkeypatch.setenv("MEDFLOW_STATE_DIR", str(tmp_path / "state"))
+    run = Locations.from_settings().register(LocationKind.RUN, run_dir)  # the flow takes a name, never a path
+    result = evaluate(run, n_resamples=20, model_checks=False)
     assert result["harrell_c"] > 0.6 and not any("__" in k for k in result)
 
-    async def keys() -> set[str]:
+    async def artifacts() -> dict[str, str]:
         async with get_client() as client:
-            return {a.key for a in await client.read_artifacts() if a.key}
+            return {a.key: str(a.data) for a in await client.read_artifacts() if a.key}
 
-    found = asyncio.run(keys())
-    assert {"evaluation-summary", "evaluation-metrics", "evaluation-subgroups", "evaluation-report"} <= found
+    found = asyncio.run(artifacts())
+    assert {"evaluation-summary", "evaluation-metrics", "evaluation-subgroups"} <= set(found)
+    # the report is named in the summary, never linked: a link would put the dataset's path into Prefect
+    assert "report.html" in found["evaluation-summary"] and "evaluation-report" not in found
+    assert not any(str(tmp_path) in data for data in found.values())
