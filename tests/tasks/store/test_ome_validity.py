@@ -89,6 +89,7 @@ def test_every_ome_group_is_valid_ome_zarr_0_5(dataset: Path, verdict: dict) -> 
     colour_videos = [k for k, a in nodes.items() if a["kind"] == "video" and "ome_note" in a and "ome" in a]
     assert {("volume", "0"), ("video", "0"), ("image", "0")} <= kinds and colour_videos
     assert len(ome) >= 20
+    print(f"ome-zarr-models v05 Image: {len(ome)} of {len(ome)} OME groups valid; {len(nodes) - len(ome)} not OME")
 
 
 def test_ome_zarr_py_reads_each_image_as_zarr_python_does(dataset: Path, verdict: dict) -> None:
