@@ -106,7 +106,7 @@ def test_check_model_reports_occlusion_saliency_and_ood(trained):
         return 1 - torch.maximum(p, 1 - p)
 
     adapter = ModelAdapter(trained, prepare, score, uncertainty)
-    options = EvaluationOptions(saliency_clips=2)
+    options = EvaluationOptions(saliency_clips=2, clips=16)
     result = check_model(adapter, clips, options, auroc(labels), "auroc")
     m = result.metrics
     assert m["occlusion_auroc__none"] == pytest.approx(1.0)
