@@ -78,6 +78,8 @@ def plan_launch(accelerator: str = "auto", devices: str = "auto", cuda_devices: 
     ``devices``: ``auto`` (every visible GPU; one process on a CPU), a count (``2``), or GPU indices (``0,2``).
     On a CPU a count > 1 means that many gloo processes (how CI checks the multi-process path).
     """
+    if accelerator not in ("auto", "gpu", "cuda", "cpu"):
+        raise ConfigError(f"accelerator must be auto, gpu or cpu; got {accelerator!r}")
     count = _cuda_count() if cuda_devices is None else cuda_devices
     gpu = accelerator in ("auto", "gpu", "cuda") and count > 0
     if accelerator in ("gpu", "cuda") and count == 0:

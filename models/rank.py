@@ -9,6 +9,7 @@ state directory's ``errors/``, mode 0600) and exits 1.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     launch_file = Path(args[0])
     rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO, format=f"rank {rank} %(levelname)s %(name)s: %(message)s")
     try:
         with redacted_errors(f"train-rank-{rank}"):
             result = train_model(read_launch_file(launch_file))

@@ -27,7 +27,7 @@ def test_plan_counts_gpus_and_cpu_processes() -> None:
 
 @pytest.mark.parametrize(("accelerator", "devices", "gpus", "message"), [
     ("gpu", "auto", 0, "no CUDA device"), ("auto", "3", 2, "2 GPU"), ("auto", "0,5", 2, "visible devices"),
-    ("auto", "two", 2, "a count"), ("cpu", "0", 0, "a count"),
+    ("auto", "two", 2, "a count"), ("cpu", "0", 0, "a count"), ("mps", "auto", 0, "auto, gpu or cpu"),
 ])  # fmt: skip
 def test_plan_refuses_what_cannot_run(accelerator: str, devices: str, gpus: int, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
