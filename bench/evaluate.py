@@ -1,11 +1,14 @@
 """Evaluation benchmark: time to evaluate 10,000 survival predictions with 1,000 patient-level bootstrap
 resamples (medflow's weight-matrix bootstrap vs a per-resample loop over scikit-survival + pycox, the
 usual way), plus the reference figures the tests check in short form: FLCHAIN over 5 stratified splits
-(classical Cox and the project's DeepSurv, C_td and IBS) and the evidential digits experiment.
+(classical Cox and the project's DeepSurv, C_td and IBS) and the evidential digits experiment; and the model
+checks' time per clip and peak resident memory (occlusion, integrated-gradient randomisation test, OOD) of
+r2plus1d_18 on 16×112×112 clips, measured in a child process of its own (``--model-checks``).
 
 Usage::
 
     python bench/evaluate.py [--n 10000] [--resamples 1000] [--loop-resamples 5] [--skip-reference]
+    python bench/evaluate.py --model-checks-only [--check-clips 8] [--check-backbone r2plus1d_18]
 
 Prints figures side by side and writes ``bench/results/evaluate.json``.
 """
@@ -165,6 +168,49 @@ def digits_figures() -> dict:
             "rotation": f.rotation.round(4).to_dict(orient="list")}  # fmt: skip
 
 
+def model_check_child(backbone: str, clips: int, batch_size: int | None) -> dict:
+    """Model checks of a randomly initialised ``backbone`` + classification head on ``clips`` random uint8
+    16×112×112 clips on the CPU: seconds, seconds per clip, peak RSS (this process, ``getrusage``)."""
+    import resource
+
+    import torch
+
+    from models.heads import FusionHead
+    from models.networks import build_backbone
+    from tasks.evaluate.model_checks import ModelAdapter, check_model
+    from tasks.evaluate.options import EvaluationOptions
+
+    torch.manual_seed(0)
+    net = build_backbone(backbone)
+    model = torch.nn.Sequential(net, FusionHead(net.out_features, 2)).eval()
+    data = torch.randint(0, 256, (clips, 16, 112, 112), dtype=torch.uint8)
+    prepare = lambda c: (c.float().div(255.0).unsqueeze(1) - 0.15) / 0.2  # noqa: E731
+    adapter = ModelAdapter(model, prepare, lambda out: out.softmax(1)[:, 1], lambda out: 1 - out.softmax(1).amax(1))
+    extra = {} if batch_size is None else {"batch_size": batch_size}
+    options = EvaluationOptions(clips=clips, **extra)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    start = time.perf_counter()
+    result = check_model(adapter, data, options)
+    seconds = time.perf_counter() - start
+    return {"backbone": backbone, "clips": clips, "checked_clips": result.metrics["model_check_clips"],
+            "saliency_clips": options.saliency_clips, "batch_size": getattr(options, "batch_size", None),
+            "seconds": round(seconds, 1), "seconds_per_clip": round(seconds / clips, 2),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "rss_before_checks_gb": round(rss_before, 2), "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def time_model_checks(backbone: str, clips: int, pythonpath: str | None = None) -> dict:
+    """``model_check_child`` in a fresh interpreter (its own peak RSS); ``pythonpath`` picks the code measured."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": pythonpath or str(ROOT)}
+    command = [sys.executable, __file__, "--model-checks-child", "--check-backbone", backbone]
+    command += ["--check-clips", str(clips)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
@@ -172,7 +218,23 @@ def main() -> None:
     parser.add_argument("--loop-resamples", type=int, default=5, help="resamples timed for the loop peer")
     parser.add_argument("--skip-reference", action="store_true", help="timing only (no FLCHAIN, no digits)")
     parser.add_argument("--output", help="JSON path (default bench/results/evaluate.json)")
+    parser.add_argument("--model-checks-only", action="store_true", help="only the model-check time and memory")
+    parser.add_argument("--skip-model-checks", action="store_true")
+    parser.add_argument("--check-backbone", default="r2plus1d_18")
+    parser.add_argument("--check-clips", type=int, default=8)
+    parser.add_argument("--check-peer-path", help="PYTHONPATH of another checkout, measured side by side")
+    parser.add_argument("--model-checks-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.model_checks_child:
+        print(json.dumps(model_check_child(args.check_backbone, args.check_clips, None)))
+        return
+    if args.model_checks_only:
+        result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": os.getloadavg()}}
+        result["model_checks"] = _report_model_checks(args)
+        out = Path(args.output) if args.output else RESULTS / "evaluate-model-checks.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        return
     frame = synthetic_predictions(args.n)
     load_before = os.getloadavg()
     medflow = time_medflow(frame, args.resamples)
@@ -204,9 +266,23 @@ def main() -> None:
         print(f"  digits: acc {g['accuracy']:.3f}, flip {g['flip_angle']}°, u {g['u_at_0']:.2f}→{g['u_at_flip']:.2f}, "
               f"softmax conf at flip {g['softmax_conf_at_flip']:.2f}, entropy 0–4 {g['entropy_in_0_4']:.2f} vs 5–9 "
               f"{g['entropy_out_5_9']:.2f}, OOD AUROC {g['auroc_ood']:.3f}")  # fmt: skip
+    if not args.skip_model_checks:
+        result["model_checks"] = _report_model_checks(args)
     out = Path(args.output) if args.output else RESULTS / "evaluate.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+
+
+def _report_model_checks(args: argparse.Namespace) -> dict:
+    figures = {"medflow": time_model_checks(args.check_backbone, args.check_clips)}
+    if args.check_peer_path:
+        figures["peer"] = {**time_model_checks(args.check_backbone, args.check_clips, args.check_peer_path),
+                           "code": args.check_peer_path}  # fmt: skip
+    for name, f in figures.items():
+        print(f"  model checks ({name}) {f['backbone']} on {f['clips']} clips, CPU ({f['threads']} threads): "
+              f"{f['seconds_per_clip']:.2f} s per clip, {f['seconds']:.0f} s, peak RSS {f['peak_rss_gb']:.2f} GB "
+              f"(model loaded: {f['rss_before_checks_gb']:.2f} GB)")  # fmt: skip
+    return figures
 
 
 if __name__ == "__main__":

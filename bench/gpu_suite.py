@@ -12,7 +12,11 @@ leaves every finished figure behind.
    ``max-autotune`` when the budget allows. The best configuration is then profiled (top ops by CUDA time).
 2. Loader throughput (Zarr training views vs EchoNet-style AVI decoding) with the host's workers, to show the
    loader keeps up with the best training rate.
-3. The other benchmarks' ``--device cuda`` modes as subprocesses (pixel cleaning, model checks, prediction),
+3. With more than one GPU: a real ``train_model`` run on every GPU through ``models.launch`` (torchrun ranks of
+   ``models.rank``, DDPStrategy, nccl) beside the same run on one GPU, with the same global batch: seconds per
+   epoch, the world size config.yaml records, and the test metrics of both (``--smoke`` checks it with 2 gloo
+   processes on the CPU).
+4. The other benchmarks' ``--device cuda`` modes as subprocesses (pixel cleaning, model checks, prediction),
    each with its own timeout.
 
     python bench/gpu_suite.py                       # default budget 480 s
@@ -152,6 +156,38 @@ class Suite:
         print(f"{name:>24}: {rate} clips/s" + (f", {share}% of the compute bound" if share else ""), flush=True)
 
 
+def ddp_figures(device: str, smoke: bool, work: Path) -> dict:
+    """One run on every GPU (torchrun ranks) and one on a single GPU, same data and global batch; their figures."""
+    import yaml
+
+    from models.training import TrainConfig, train_model
+    from tasks.synth.views import save_labels, write_view_dataset
+
+    gpus = torch.cuda.device_count() if device == "cuda" else 2
+    patients, frames, size, epochs, batch = (10, 4, 16, 1, 8) if smoke else (96, 16, 112, 2, 16 * gpus)
+    labels = write_view_dataset(work, patients=patients, seed=0, frames=max(frames, 24), size=size)
+    save_labels(labels, work / "labels.csv")
+    common = {"target_col": "ef", "backbone": "r2plus1d_18" if not smoke else "cnn3d", "frames": frames,
+              "epochs": epochs, "num_workers": 0 if smoke else 4, "patience": epochs,
+              "accelerator": "cpu" if device == "cpu" else "gpu"}  # fmt: skip
+    out: dict = {"gpus": gpus, "global_batch": batch, "patients": patients, "clip": [frames, size, size]}
+    for name, devices, per_process in (("all", str(gpus), batch // gpus), ("one", "1", batch)):
+        tic = time.monotonic()
+        try:
+            run = train_model(TrainConfig(str(work), str(work / "labels.csv"), "regression", devices=devices,
+                                          batch_size=per_process, **common))  # fmt: skip
+        except Exception as exc:  # a failed launch is a result to report, not the end of the suite
+            out[name] = {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+            continue
+        seconds = time.monotonic() - tic
+        config = yaml.safe_load((run.run_dir / "config.yaml").read_text())
+        out[name] = {"devices": devices, "seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / epochs, 1),
+                     "distributed": config["distributed"], "test": run.metrics.get("training", {})}  # fmt: skip
+    if "seconds" in out.get("all", {}) and "seconds" in out.get("one", {}):
+        out["speedup"] = round(out["one"]["seconds"] / out["all"]["seconds"], 2)
+    return out
+
+
 def best_training(training: dict) -> tuple[str, dict] | None:
     ours = {k: v for k, v in training.items() if v.get("recipe") == "medflow" and "train_clips_per_s" in v}
     return max(ours.items(), key=lambda kv: kv[1]["train_clips_per_s"]) if ours else None
@@ -169,6 +205,9 @@ def summarise(result: dict) -> dict:
             summary["percent_of_bound"] = figures["percent_of_bound"]
         if peer:
             summary["vs_reference"] = round(figures["train_clips_per_s"] / peer, 2)
+    ddp = result.get("ddp", {})
+    if "speedup" in ddp:
+        summary["ddp_speedup"] = ddp["speedup"]
     loader = result.get("loader", {})
     if best and loader:
         workers = loader.get("workers")
@@ -213,6 +252,13 @@ def main() -> int:
                 **train_bench.loader_throughput(loader_args, Path(tmp)),
             }
         suite.save()
+
+    multi = torch.cuda.device_count() > 1 if args.device == "cuda" else args.smoke
+    if multi and suite.fits("ddp", 30 if args.smoke else 180):
+        with tempfile.TemporaryDirectory() as tmp:
+            suite.result["ddp"] = ddp_figures(args.device, args.smoke, Path(tmp))
+        suite.save()
+        print(f"{'ddp':>24}: {json.dumps(suite.result['ddp'])[:300]}", flush=True)
 
     for name, estimate, command in SUBPROCESSES:
         if args.smoke or not (BENCH.parent / command[0]).exists() or not suite.fits(name, estimate):

@@ -4,7 +4,7 @@
   the ``ingest`` flow, then record the fetched instances as seen and empty the staging folder.
 - ``train-on-new-data``: the target of the ``medflow.dataset.updated`` trigger; runs the ``train`` flow when the
   event reports at least ``threshold`` new manifest rows (always when started by hand), holding one slot of
-  the global concurrency limit ``gpu``.
+  the global concurrency limit ``gpu`` per GPU the run takes (``models.launch``: ``devices``; none on a CPU).
 
 Parameters are location names (:mod:`tasks.locations`: the configured source, the dataset's name or handle) and
 counts; the sources file (``MEDFLOW_SOURCES_FILE``) and the key (``MEDFLOW_KEY_FILE`` / ``MEDFLOW_DEID_KEY``, or a
@@ -14,6 +14,7 @@ counts; the sources file (``MEDFLOW_SOURCES_FILE``) and the key (``MEDFLOW_KEY_F
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,31 @@ def _ingest_source(
     return {"source": source, "fetch": counts, "ingest": summary}
 
 
+def gpu_slots(train_options: dict[str, Any] | None) -> int:
+    """Slots of ``gpu`` a run of ``train_options`` takes here: one per GPU (``devices``), none on a CPU."""
+    from models.launch import plan_launch
+
+    options = (train_options or {}).get("options") or {}
+    return plan_launch(str(options.get("accelerator", "auto")), str(options.get("devices", "auto"))).gpu_slots
+
+
+def check_gpu_limit(slots: int) -> None:
+    """Refuse, with the remedy, a run that needs more GPUs than the ``gpu`` limit has slots (it would wait forever)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.errors import ConfigError
+
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT).limit
+        except ObjectNotFound:
+            return  # no limit set up: nothing to wait for (``medflow serve --setup-only`` creates it)
+    if slots > limit:
+        raise ConfigError(f"the run takes {slots} GPU(s) but the `{GPU_LIMIT}` concurrency limit has {limit} slot(s): "
+                          "lower `devices` or raise the limit (`medflow serve --gpus N`)")  # fmt: skip
+
+
 def _train_run_name() -> str:
     from prefect.runtime import flow_run
 
@@ -146,6 +172,10 @@ def train_on_new_data(
     if new_rows is not None and new_rows < threshold:
         logger.info("%d new manifest rows, below the threshold of %d: not training", new_rows, threshold)
         return {"trained": False, "new_rows": new_rows, "threshold": threshold}
-    with redacted_errors("train-on-new-data"), concurrency(GPU_LIMIT, occupy=1):
-        result = train(dataset=dataset, **(train_options or {}))
+    with redacted_errors("train-on-new-data"):
+        slots = gpu_slots(train_options)
+        if slots:
+            check_gpu_limit(slots)
+        with concurrency(GPU_LIMIT, occupy=slots) if slots else nullcontext():
+            result = train(dataset=dataset, **(train_options or {}))
     return {"trained": True, "new_rows": new_rows, "threshold": threshold, "train": result}

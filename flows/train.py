@@ -3,6 +3,8 @@
 Triggered by ``medflow.dataset.updated`` (see deployments/) or by hand. The dataset, the labels file and any
 ``weights`` / ``resume`` option are location names (:mod:`tasks.locations`), resolved here; the run directory is
 registered as a ``run-…`` handle, which the result and the event carry (with the opaque run id), never a path.
+A run on several devices trains in torchrun ranks of ``models.rank`` (:mod:`models.launch`); this flow run stays
+one process, so the event is emitted once.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def _new_run_id(cfg: TrainConfig) -> str:
+def new_run_id(cfg: TrainConfig) -> str:
+    """``<UTC time>-<task>-<backbone>-<6 hex>``: opaque, sortable, no PHI."""
     return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{cfg.task}-{cfg.backbone}-{secrets.token_hex(3)}"
 
 
@@ -87,16 +88,30 @@ def _input_stats(dm: Any, limit: int = 16) -> tuple[float, float]:
 
 
 def train_model(cfg: TrainConfig) -> TrainResult:
-    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics."""
+    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics.
+
+    A run of several processes (``devices``: GPUs, or gloo processes on a CPU) is started as torchrun ranks of
+    ``models.rank`` (:mod:`models.launch`); this process waits and returns rank 0's result.
+    """
+    from models.launch import in_launched_rank, launch_training, plan_for
+
+    if not in_launched_rank() and plan_for(cfg).processes > 1:
+        return launch_training(cfg)
+    return _train_here(cfg)
+
+
+def _train_here(cfg: TrainConfig) -> TrainResult:
+    """The body of one process (the only one, or one rank of a launched run)."""
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-    from models.callbacks import KLAnnealing
+    from models.callbacks import EpochEstimate, KLAnnealing
     from models.checkpoints import load_checkpoint, load_state_dict
     from models.datamodule import ClipDataModule, ClipSpec
     from models.heads import FusionHead, build_objective, objective_from_state
+    from models.launch import describe_placement, is_rank_zero, trainer_placement
     from models.module import ClinicalModel, InputSpec
     from models.networks import build_backbone
     from models.table import (
@@ -116,7 +131,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         previous = yaml.safe_load((run_dir / "config.yaml").read_text())
         run_id = previous["run_id"]
     else:
-        run_id = cfg.run_id or _new_run_id(cfg)
+        run_id = cfg.run_id or new_run_id(cfg)
         run_dir = dataset / "runs" / run_id
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -182,22 +197,25 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         "clip": asdict(clip),
         "versions": {"torch": str(torch.__version__), "pytorch_lightning": str(pl.__version__)},
     }
+    placement = trainer_placement(cfg)
+    config["distributed"] = describe_placement(placement)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_yaml(run_dir / "config.yaml", config)
+    if is_rank_zero():
+        _write_yaml(run_dir / "config.yaml", config)
 
-    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    gpu = placement["accelerator"] == "gpu"
     ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
                            enable_version_counter=False)  # fmt: skip
     callbacks: list[pl.Callback] = [best, EarlyStopping(monitor="val_loss", patience=cfg.patience, mode="min")]
     if objective.head == "evidential":
         callbacks.append(KLAnnealing(cfg.kl_annealing_epochs))
+    if not gpu:
+        callbacks.append(EpochEstimate(cfg.backbone))
     # a resumed run keeps the first metrics.csv and logs the continuation beside it
     csv_version = "" if previous is None else f"resume-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy="ddp" if gpu and torch.cuda.device_count() > 1 and cfg.devices != "1" else "auto",
+        **placement,
         precision=cfg.precision or ("bf16-mixed" if gpu else "32-true"),
         max_epochs=cfg.epochs,
         callbacks=callbacks,

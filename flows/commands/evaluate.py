@@ -24,6 +24,7 @@ def command(
     from rich.table import Table
 
     from tasks.errors import MedflowError
+    from tasks.evaluate.progress import rich_progress
     from tasks.evaluate.run import REPORT, evaluate_run, headline, run_options
 
     console = Console(stderr=True)
@@ -33,8 +34,9 @@ def command(
         raise typer.Exit(2)
     try:
         options = run_options(run_dir, n_resamples=resamples, seed=seed, model_checks=model_checks)
-        with console.status(f"evaluating ({options.n_resamples} bootstrap resamples)…"):
-            metrics = evaluate_run(run_dir, options)
+        console.print(f"evaluating ({options.n_resamples} bootstrap resamples)…")
+        with rich_progress(console) as progress:
+            metrics = evaluate_run(run_dir, options, progress)
     except MedflowError as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -53,6 +53,10 @@ def command(
         str | None, typer.Option("--precision", help="Default bf16-mixed on GPU, 32-true on CPU.")
     ] = None,
     patience: Annotated[int, typer.Option("--patience", help="Early-stopping patience (epochs).")] = 10,
+    devices: Annotated[
+        str, typer.Option("--devices", help="auto (every GPU), a count, or GPU indices '0,1'; >1: torchrun ranks.")
+    ] = "auto",
+    accelerator: Annotated[str, typer.Option("--accelerator", help="auto | gpu | cpu")] = "auto",
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Run directory to continue from its last.ckpt.")
     ] = None,
@@ -66,6 +70,7 @@ def command(
     from rich.console import Console
 
     from models.training import TrainConfig, train_model
+    from tasks.errors import MedflowError
 
     console = Console(stderr=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -79,17 +84,36 @@ def command(
         kind=kind, epochs=epochs, frames=frames, stride=stride, size=size, batch_size=batch_size, lr=lr, seed=seed,
         num_workers=num_workers, test_clips=test_clips, cox_memory=cox_memory, fairness_penalty=fairness_penalty,
         group_col=group_col, fairness_weight=fairness_weight, precision=precision, patience=patience,
-        resume=str(resume) if resume else None,
+        resume=str(resume) if resume else None, devices=devices, accelerator=accelerator,
     )  # fmt: skip
     try:
+        console.print(placement_note(cfg))
         result = train_model(cfg)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, MedflowError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(f"run {result.run_id}: {result.metrics.get('training', {})} -> {result.run_dir}")
     if evaluate:
+        from tasks.evaluate.progress import rich_progress
         from tasks.evaluate.run import evaluate_run, headline
 
-        summary = headline(evaluate_run(result.run_dir))
+        with rich_progress(console) as progress:
+            summary = headline(evaluate_run(result.run_dir, progress=progress))
         shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if isinstance(v, float))
         console.print(f"evaluated: {shown} -> {result.run_dir / 'report.html'}")
+
+
+def placement_note(cfg) -> str:
+    """What the run will use, said before it starts; on a CPU, that an estimate follows and the CPU-sized backbone."""
+    from models.launch import plan_for
+
+    plan = plan_for(cfg)
+    where = f"{plan.processes} GPU(s)" if plan.accelerator == "gpu" else (
+        "the CPU" if plan.processes == 1 else f"{plan.processes} CPU processes (gloo)")  # fmt: skip
+    note = f"training {cfg.backbone} on {where}, {cfg.epochs} epoch(s), batch {cfg.batch_size} per process"
+    if plan.accelerator == "cpu":
+        note += "; the epoch-time estimate follows the first training steps"
+        if cfg.backbone != "cnn3d":
+            note += (f". {cfg.backbone} is a GPU-sized network: on a CPU, the small 3D CNN "
+                     "(--backbone cnn3d --size 56) trains far faster")  # fmt: skip
+    return note

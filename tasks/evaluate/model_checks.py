@@ -11,8 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from tasks.evaluate import plots
-from tasks.evaluate.occlusion import occlusion_test
+from tasks.evaluate.occlusion import batched_scores, occlusion_passes, occlusion_test
 from tasks.evaluate.options import EvaluationOptions
+from tasks.evaluate.progress import NO_PROGRESS, ProgressSink
 from tasks.evaluate.report import Section
 from tasks.evaluate.saliency import sanity_check
 from tasks.evaluate.uncertainty import ood_auroc
@@ -37,6 +38,10 @@ class ModelAdapter:
         assert self.uncertainty is not None
         return self.uncertainty(self.model(self.prepare(clips.to(self.device))))
 
+    @property
+    def gpu(self) -> bool:
+        return self.device.type == "cuda"
+
 
 @dataclass
 class ModelCheckResult:
@@ -55,23 +60,40 @@ def out_of_distribution_clips(clips: Tensor, seed: int = 0) -> dict[str, Tensor]
     }
 
 
+def check_passes(clips: int, options: EvaluationOptions, saliency_clips: int, ood: bool) -> int:
+    """Clip passes of ``check_model`` (occlusion, 2 × integrated gradients, 4 × uncertainty for OOD)."""
+    passes = occlusion_passes(clips, options.occlusion_grid, options.occlusion_segments)
+    passes += 2 * saliency_clips * options.saliency_steps
+    return passes + (4 * clips if ood else 0)
+
+
 def check_model(
     adapter: ModelAdapter,
     clips: Tensor,
     options: EvaluationOptions,
     metric: Callable[[np.ndarray], float] | None = None,
     metric_name: str = "metric",
+    progress: ProgressSink = NO_PROGRESS,
 ) -> ModelCheckResult:
     """Occlusion (sector regions and time segments), saliency randomisation test and, for classifiers, OOD AUROC.
 
     ``metric(scores)`` scores the test clips against their labels (e.g. Harrell's C of the risks); it is
     reported for each occlusion so a drop in performance, not only a change in output, is visible.
+    At most ``options.clip_cap`` clips are checked (a caller passes that many, with their labels in ``metric``;
+    more are refused), in batches of ``options.check_batch``: memory is one batch of activations, not the sample.
     """
+    cap, batch = options.clip_cap(adapter.gpu), options.check_batch(adapter.gpu)
+    if len(clips) > cap:
+        raise ValueError(f"{len(clips)} clips passed to the model checks; their bound is {cap} (options.clips)")
     adapter.model.eval().to(adapter.device)
-    metrics: dict[str, object] = {"model_check_clips": len(clips)}
+    metrics: dict[str, object] = {"model_check_clips": len(clips), "model_check_batch": batch}
     sections: list[Section] = []
+    saliency_clips = min(options.saliency_clips, len(clips))
+    total = check_passes(len(clips), options, saliency_clips, adapter.uncertainty is not None)
+    progress.start(f"model checks on {len(clips)} clips", total)
     with torch.no_grad():
-        occ = occlusion_test(adapter.scores, clips, options.occlusion_grid, options.occlusion_segments)
+        occ = occlusion_test(adapter.scores, clips, options.occlusion_grid, options.occlusion_segments, batch,
+                             progress.advance)  # fmt: skip
     region_delta, segment_delta = occ.region_delta, occ.segment_delta
     for (r, c), v in np.ndenumerate(region_delta):
         metrics[f"occlusion_delta__region=r{r + 1}c{c + 1}"] = float(v)
@@ -90,13 +112,14 @@ def check_model(
         paragraphs.append(f"{metric_name} of these clips unmasked: {_fmt(base)}; per occlusion in metrics.json.")
     sections.append(Section("Occlusion", paragraphs, figures=[plots.occlusion(region_delta, segment_delta)]))
 
-    sample = clips[: options.saliency_clips]
+    sample = clips[:saliency_clips]
     if len(sample):
         inputs = adapter.prepare(sample.to(adapter.device))
         baseline = adapter.prepare(torch.zeros_like(sample[:1]).to(adapter.device))
         sanity = sanity_check(
-            adapter.model, lambda m, x: adapter.score(m(x)), inputs, baseline, options.similarity_threshold
-        )
+            adapter.model, lambda m, x: adapter.score(m(x)), inputs, baseline, options.similarity_threshold,
+            steps=options.saliency_steps, batch_size=batch, on_clip=progress.advance,
+        )  # fmt: skip
         metrics["saliency_spearman"] = _f(np.nanmedian(sanity.spearman))
         metrics["saliency_ssim"] = _f(np.nanmedian(sanity.ssim))
         metrics["saliency_unreliable"] = sanity.unreliable
@@ -121,12 +144,9 @@ def check_model(
         )
 
     if adapter.uncertainty is not None:
-        with torch.no_grad():
-            inside = adapter.uncertainties(clips).float().cpu().numpy()
-            outside = {
-                k: adapter.uncertainties(v).float().cpu().numpy()
-                for k, v in out_of_distribution_clips(clips, options.seed).items()
-            }
+        inside = batched_scores(adapter.uncertainties, clips, batch, progress.advance)
+        outside = {k: batched_scores(adapter.uncertainties, v, batch, progress.advance)
+                   for k, v in out_of_distribution_clips(clips, options.seed).items()}  # fmt: skip
         metrics["auroc_ood"] = _f(ood_auroc(inside, np.concatenate(list(outside.values()))))
         for kind, u in outside.items():
             metrics[f"auroc_ood__kind={kind}"] = _f(ood_auroc(inside, u))

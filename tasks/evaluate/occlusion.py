@@ -61,31 +61,62 @@ def time_segments(frames: int, segments: int) -> list[slice]:
     return [slice(edges[i], edges[i + 1]) for i in range(segments)]
 
 
+def occlusion_passes(clips: int, grid: int, segments: int) -> int:
+    """Clip passes of one occlusion test: unmasked, each cell, each segment."""
+    return clips * (1 + grid * grid + segments)
+
+
 def occlusion_test(
-    forward: Forward, clips: Tensor, grid: int = 2, segments: int = 4, batch_size: int = 8
-) -> OcclusionResult:
-    """Score every clip unmasked, with each sector cell zeroed in all frames, and with each time segment zeroed."""
+    forward: Forward, clips: Tensor, grid: int = 2, segments: int = 4, batch_size: int = 8,
+    on_batch: Callable[[int], None] | None = None,
+) -> OcclusionResult:  # fmt: skip
+    """Score every clip unmasked, with each sector cell zeroed in all frames, and with each time segment zeroed.
+
+    Clips go through ``forward`` ``batch_size`` at a time, masked batch by batch (memory: one batch);
+    ``on_batch(n)`` is told after each batch of ``n`` clips.
+    """
     if clips.dtype != torch.uint8 or clips.dim() not in (4, 5):
         raise ValueError(f"clips must be uint8 (N,T,H,W[,C]); got {tuple(clips.shape)} {clips.dtype}")
     box = sector_box(clips)
-    baseline = _scores(forward, clips, batch_size)
-    regions = []
-    for rows, cols in region_masks(box, grid):
-        masked = clips.clone()
-        masked[:, :, rows, cols] = 0
-        regions.append(_scores(forward, masked, batch_size))
-    seg_scores = []
-    for seg in time_segments(clips.shape[1], segments):
-        masked = clips.clone()
-        masked[:, seg] = 0
-        seg_scores.append(_scores(forward, masked, batch_size))
+
+    def unmasked(batch: Tensor) -> Tensor:
+        return batch
+
+    def region(rows: slice, cols: slice) -> Callable[[Tensor], Tensor]:
+        def mask(batch: Tensor) -> Tensor:
+            batch = batch.clone()
+            batch[:, :, rows, cols] = 0
+            return batch
+
+        return mask
+
+    def segment(seg: slice) -> Callable[[Tensor], Tensor]:
+        def mask(batch: Tensor) -> Tensor:
+            batch = batch.clone()
+            batch[:, seg] = 0
+            return batch
+
+        return mask
+
+    def scores(mask: Callable[[Tensor], Tensor]) -> np.ndarray:
+        return batched_scores(lambda b: forward(mask(b)), clips, batch_size, on_batch)
+
+    baseline = scores(unmasked)
+    regions = [scores(region(rows, cols)) for rows, cols in region_masks(box, grid)]
+    seg_scores = [scores(segment(seg)) for seg in time_segments(clips.shape[1], segments)]
     region_scores = np.stack(regions).reshape(grid, grid, -1)
     return OcclusionResult(baseline, region_scores, np.stack(seg_scores), box)
 
 
 @torch.no_grad()
-def _scores(forward: Forward, clips: Tensor, batch_size: int) -> np.ndarray:
-    parts = [
-        forward(clips[i : i + batch_size]).detach().float().cpu().reshape(-1) for i in range(0, len(clips), batch_size)
-    ]
+def batched_scores(
+    forward: Forward, clips: Tensor, batch_size: int, on_batch: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """``forward`` over ``clips`` in batches, as one float64 array; ``on_batch(n)`` after each batch."""
+    parts = []
+    for i in range(0, len(clips), batch_size):
+        batch = clips[i : i + batch_size]
+        parts.append(forward(batch).detach().float().cpu().reshape(-1))
+        if on_batch is not None:
+            on_batch(len(batch))
     return torch.cat(parts).numpy().astype(np.float64) if parts else np.zeros(0)

@@ -21,11 +21,21 @@ class EvaluationOptions:
     group_columns: tuple[str, ...] = ()  # extra subgroup columns besides sex, age band and group
     min_group_size: int = 10  # smaller subgroups are reported as counts only
     model_checks: bool = True  # occlusion, saliency and OOD checks when a checkpoint loads
-    clips: int = 32  # test clips used by the model checks
+    clips: int | None = None  # test clips the model checks use at most; None: 32 on a GPU, 8 on a CPU
+    batch_size: int | None = None  # clips (or integration steps) per forward/backward; None: 16 on a GPU, 2 on a CPU
     occlusion_grid: int = 2  # sector split into grid x grid regions (2 = quadrants)
     occlusion_segments: int = 4  # time segments masked one at a time
     saliency_clips: int = 4
+    saliency_steps: int = 16  # integrated-gradient steps per clip
     similarity_threshold: float = 0.5  # maps at least this similar after randomisation are unreliable
+
+    def clip_cap(self, gpu: bool) -> int:
+        """How many test clips the model checks take (a bounded sample: time and memory grow with it)."""
+        return self.clips if self.clips is not None else (32 if gpu else 8)
+
+    def check_batch(self, gpu: bool) -> int:
+        """Clips per forward pass, and integration steps per backward pass (memory grows with it)."""
+        return max(1, self.batch_size if self.batch_size is not None else (16 if gpu else 2))
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any] | None) -> EvaluationOptions:

@@ -21,6 +21,7 @@ from tasks.errors import InputError
 from tasks.evaluate import plots, survival
 from tasks.evaluate.metrics import MetricsResult, Task, classification_arrays, compute_metrics
 from tasks.evaluate.options import EvaluationOptions
+from tasks.evaluate.progress import NO_PROGRESS, ProgressSink
 from tasks.evaluate.ranking import weighted_auc
 from tasks.evaluate.report import Section, metrics_table, render
 
@@ -43,8 +44,13 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if "__" not in k}
 
 
-def evaluate_run(run_dir: Path, options: EvaluationOptions | None = None) -> dict[str, Any]:
-    """Compute every metric of the run, write ``metrics.json`` and ``report.html``; return the metrics."""
+def evaluate_run(
+    run_dir: Path, options: EvaluationOptions | None = None, progress: ProgressSink = NO_PROGRESS
+) -> dict[str, Any]:
+    """Compute every metric of the run, write ``metrics.json`` and ``report.html``; return the metrics.
+
+    ``progress`` hears about the model checks (the slow part on a CPU), in clip passes.
+    """
     run_dir = Path(run_dir)
     path = run_dir / PREDICTIONS
     if not path.is_file():
@@ -57,7 +63,7 @@ def evaluate_run(run_dir: Path, options: EvaluationOptions | None = None) -> dic
     log.info("evaluated %d predictions of task %s (%d resamples)", len(frame), result.task, options.n_resamples)
     sections = metric_sections(result, options)
     if options.model_checks:
-        sections += _model_sections(run_dir, frame, result, options)
+        sections += _model_sections(run_dir, frame, result, options, progress)
     metrics = _json_safe(result.metrics)
     _write_metrics(run_dir / METRICS, metrics)
     atomic_write_bytes(run_dir / REPORT, render(f"Evaluation of run {run_dir.name}", sections).encode())
@@ -112,7 +118,7 @@ def metric_sections(result: MetricsResult, options: EvaluationOptions) -> list[S
 
 
 def _model_sections(
-    run_dir: Path, frame: pd.DataFrame, result: MetricsResult, options: EvaluationOptions
+    run_dir: Path, frame: pd.DataFrame, result: MetricsResult, options: EvaluationOptions, progress: ProgressSink
 ) -> list[Section]:
     if not (run_dir / "checkpoints").is_dir():
         return [Section("Model checks", ["Skipped: the run has no checkpoints folder."])]
@@ -123,7 +129,8 @@ def _model_sections(
         from tasks.evaluate.model_checks import ModelAdapter, check_model
 
         run = load_run(run_dir)
-        ids, clips = run.test_clips(options.clips)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        ids, clips = run.test_clips(options.clip_cap(device.type == "cuda"))  # a bounded sample of the test split
     except (ImportError, OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         log.warning(
             "model checks skipped: the checkpoint of run %s could not be loaded (%s)", run_dir.name, type(exc).__name__
@@ -131,10 +138,9 @@ def _model_sections(
         return [Section("Model checks", [f"Skipped: the checkpoint could not be loaded ({type(exc).__name__})."])]
     if not ids:
         return [Section("Model checks", ["Skipped: no test clips are available for this run."])]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     adapter = ModelAdapter(run.model, run.prepare, run.score, _uncertainty_fn(run), device)
     metric, name = _clip_metric(frame, ids, result.task)
-    checked = check_model(adapter, clips, options, metric, name)
+    checked = check_model(adapter, clips, options, metric, name, progress)
     result.metrics.update(checked.metrics)
     return checked.sections
 

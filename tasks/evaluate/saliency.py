@@ -43,19 +43,26 @@ class SanityResult:
 
 
 def integrated_gradients(
-    model: nn.Module, score: Scorer, inputs: Tensor, baseline: Tensor | None = None, steps: int = 16
-) -> Tensor:
-    """Integrated gradients of each input's score with respect to the input (same shape as ``inputs``)."""
+    model: nn.Module, score: Scorer, inputs: Tensor, baseline: Tensor | None = None, steps: int = 16,
+    batch_size: int = 4, on_clip: Callable[[int], None] | None = None,
+) -> Tensor:  # fmt: skip
+    """Integrated gradients of each input's score with respect to the input (same shape as ``inputs``).
+
+    One input at a time, ``batch_size`` integration steps per backward pass, so memory is that of one batch
+    whatever the number of inputs; ``on_clip(steps)`` after each input.
+    """
     model.eval()
     ig = IntegratedGradients(lambda x: score(model, x))
-    base = torch.zeros_like(inputs) if baseline is None else baseline.expand_as(inputs)
-    with torch.enable_grad():
-        return ig.attribute(
-            inputs.detach().requires_grad_(True),
-            baselines=base,
-            n_steps=steps,
-            internal_batch_size=max(1, len(inputs)) * 4,
-        ).detach()
+    maps = []
+    for i in range(len(inputs)):
+        one = inputs[i : i + 1].detach()
+        base = torch.zeros_like(one) if baseline is None else baseline.expand_as(one)
+        with torch.enable_grad():
+            maps.append(ig.attribute(one.requires_grad_(True), baselines=base, n_steps=steps,
+                                     internal_batch_size=max(1, batch_size)).detach())  # fmt: skip
+        if on_clip is not None:
+            on_clip(steps)
+    return torch.cat(maps) if maps else torch.zeros_like(inputs)
 
 
 def spatial_map(attribution: Tensor) -> np.ndarray:
@@ -99,11 +106,11 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def sanity_check(
     model: nn.Module, score: Scorer, inputs: Tensor, baseline: Tensor | None = None, threshold: float = 0.5,
-    steps: int = 16, seed: int = 0,
+    steps: int = 16, seed: int = 0, batch_size: int = 4, on_clip: Callable[[int], None] | None = None,
 ) -> SanityResult:  # fmt: skip
     """Integrated-gradient maps of the trained and a randomised model, compared (model-parameter randomisation)."""
-    trained = spatial_map(integrated_gradients(model, score, inputs, baseline, steps))
+    trained = spatial_map(integrated_gradients(model, score, inputs, baseline, steps, batch_size, on_clip))
     random_model = randomised_copy(model, seed)
-    randomised = spatial_map(integrated_gradients(random_model, score, inputs, baseline, steps))
+    randomised = spatial_map(integrated_gradients(random_model, score, inputs, baseline, steps, batch_size, on_clip))
     rho, ssim = map_similarity(trained, randomised)
     return SanityResult(trained, randomised, rho, ssim, threshold)

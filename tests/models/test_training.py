@@ -126,3 +126,14 @@ def test_a_single_training_instance_is_refused_with_a_reason(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="at least 2"):
         train_model(TrainConfig(str(tmp_path), str(tmp_path / "labels.csv"), "regression", target_col="ef",
                                 backbone="cnn3d", frames=4, size=16, epochs=1, num_workers=0))  # fmt: skip
+
+
+def test_cpu_runs_say_the_backbone_and_suggest_the_small_3d_cnn() -> None:
+    from flows.commands.train import placement_note
+    from models.callbacks import estimate_message
+
+    note = placement_note(TrainConfig("ds", "labels.csv", "regression", accelerator="cpu", epochs=2))
+    assert note.startswith("training r2plus1d_18 on the CPU") and "--backbone cnn3d" in note
+    assert "--backbone" not in placement_note(TrainConfig("d", "l", "regression", accelerator="cpu", backbone="cnn3d"))
+    message = estimate_message("r2plus1d_18", step_s=12.0, steps=30, epochs=2)
+    assert "6 min per epoch" in message and "12 min for 2 epoch(s)" in message and "--backbone cnn3d" in message

@@ -106,7 +106,7 @@ def test_check_model_reports_occlusion_saliency_and_ood(trained):
         return 1 - torch.maximum(p, 1 - p)
 
     adapter = ModelAdapter(trained, prepare, score, uncertainty)
-    options = EvaluationOptions(saliency_clips=2)
+    options = EvaluationOptions(saliency_clips=2, clips=16)
     result = check_model(adapter, clips, options, auroc(labels), "auroc")
     m = result.metrics
     assert m["occlusion_auroc__none"] == pytest.approx(1.0)
@@ -115,3 +115,46 @@ def test_check_model_reports_occlusion_saliency_and_ood(trained):
     assert 0.0 <= m["auroc_ood"] <= 1.0 and "auroc_ood__kind=noise" in m
     assert [s.title for s in result.sections][:2] == ["Occlusion", "Saliency sanity check (integrated gradients)"]
     assert all(s.figures for s in result.sections[:2])
+
+
+class CountingSink:
+    """A progress sink that adds up what it is told (the CLI's is a rich bar)."""
+
+    def __init__(self) -> None:
+        self.total, self.done = 0, 0
+
+    def start(self, description: str, total: int) -> None:
+        self.total = total
+
+    def advance(self, passes: int) -> None:
+        self.done += passes
+
+
+def test_model_checks_stay_within_their_clip_bound_and_batch_size(trained):
+    from tasks.evaluate.model_checks import check_passes
+
+    seen: list[int] = []  # a closure, not an attribute: the randomised deep copy reports here too
+
+    class Recording(nn.Module):
+        def __init__(self, inner: nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.shape[0])
+            return self.inner(x)
+
+    def uncertainty(out: torch.Tensor) -> torch.Tensor:
+        return 1 - torch.sigmoid(out).view(-1)
+
+    adapter = ModelAdapter(Recording(trained), prepare, score, uncertainty)
+    options = EvaluationOptions(clips=5, batch_size=2, saliency_clips=2, saliency_steps=3)
+    assert options.clip_cap(gpu=False) == 5 and EvaluationOptions().clip_cap(gpu=False) == 8
+    assert EvaluationOptions().clip_cap(gpu=True) == 32 and EvaluationOptions().check_batch(gpu=False) == 2
+    sink = CountingSink()
+    result = check_model(adapter, make_clips(5, seed=5)[0], options, progress=sink)
+    assert result.metrics["model_check_clips"] == 5 and result.metrics["model_check_batch"] == 2
+    assert seen and max(seen) <= 2  # occlusion, integrated-gradient steps and OOD: never more than a batch
+    assert sink.total == check_passes(5, options, 2, ood=True) == sink.done == sum(seen)
+    with pytest.raises(ValueError, match="bound is 5"):
+        check_model(adapter, make_clips(6, seed=5)[0], options)
