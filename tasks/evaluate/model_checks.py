@@ -100,16 +100,21 @@ def check_model(
         metrics["saliency_spearman"] = _f(np.nanmedian(sanity.spearman))
         metrics["saliency_ssim"] = _f(np.nanmedian(sanity.ssim))
         metrics["saliency_unreliable"] = sanity.unreliable
+        for step in sanity.cascade:  # top layer first, cumulative
+            metrics[f"saliency_spearman__layer={step.layer}"] = _f(step.spearman)
+            metrics[f"saliency_ssim__layer={step.layer}"] = _f(step.ssim)
         frames = sample.float().mean(dim=1)
         frames = frames.mean(dim=-1) if frames.dim() == 4 else frames
         similarity = (
             f"median Spearman {_fmt(metrics['saliency_spearman'])}, SSIM {_fmt(metrics['saliency_ssim'])}, "
-            f"threshold {options.similarity_threshold}"
+            f"threshold {options.similarity_threshold}; {len(sanity.cascade)} layers randomised from the top down"
         )
         message = (
-            f"Maps barely change when the weights are randomised ({similarity}): they do not explain this model."
+            f"Maps stay similar by at least one measure when the weights are randomised ({similarity}): "
+            "they do not explain this model."
             if sanity.unreliable
-            else f"Maps change when the weights are randomised ({similarity}): they pass the randomisation test."
+            else f"Maps change by both measures when the weights are randomised ({similarity}): they pass the "
+            "randomisation test."
         )
         figure = plots.saliency(
             _resize_like(frames, sanity.trained), sanity.trained, sanity.randomised, sanity.spearman
