@@ -108,6 +108,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         read_labels,
         split_patients,
     )
+    from tasks.registry.tracking import start_tracking
 
     dataset = Path(cfg.dataset)
     previous: dict[str, Any] | None = None
@@ -184,6 +185,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_yaml(run_dir / "config.yaml", config)
+    tracking = start_tracking(cfg, run_id, mhash)  # MLflow (tasks.registry); None when switched off
 
     gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     ckpt_dir = run_dir / "checkpoints"
@@ -204,6 +206,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         logger=[
             CSVLogger(run_dir, name="logs", version=csv_version),
             TensorBoardLogger(run_dir, name="logs", version="tb"),
+            *([tracking.logger] if tracking else []),
         ],
         deterministic="warn",
         enable_progress_bar=False,
@@ -236,6 +239,8 @@ def train_model(cfg: TrainConfig) -> TrainResult:
                "epochs_run": int(trainer.current_epoch), "best_val_loss": _float(best.best_model_score)}  # fmt: skip
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
     log.info("run %s: %s", run_id, metrics["training"])
+    if tracking:
+        tracking.finish(run_dir, best_path, metrics)
     return TrainResult(run_id, run_dir, metrics)
 
 

@@ -23,6 +23,7 @@ from tasks.evaluate.metrics import MetricsResult, Task, classification_arrays, c
 from tasks.evaluate.options import EvaluationOptions
 from tasks.evaluate.ranking import weighted_auc
 from tasks.evaluate.report import Section, metrics_table, render
+from tasks.registry.tracking import record_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def evaluate_run(run_dir: Path, options: EvaluationOptions | None = None) -> dic
     metrics = _json_safe(result.metrics)
     _write_metrics(run_dir / METRICS, metrics)
     atomic_write_bytes(run_dir / REPORT, render(f"Evaluation of run {run_dir.name}", sections).encode())
+    record_evaluation(run_dir, metrics)  # the run's MLflow model version carries its evaluation
     return metrics
 
 
