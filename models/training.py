@@ -123,6 +123,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         read_labels,
         split_patients,
     )
+    from tasks.registry.tracking import start_tracking
 
     dataset = Path(cfg.dataset)
     previous: dict[str, Any] | None = None
@@ -202,6 +203,8 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_rank_zero():
         _write_yaml(run_dir / "config.yaml", config)
+    # MLflow (tasks.registry), rank 0 only: the other ranks' metrics reach it through Lightning's reduction
+    tracking = start_tracking(cfg, run_id, mhash) if is_rank_zero() else None
 
     gpu = placement["accelerator"] == "gpu"
     ckpt_dir = run_dir / "checkpoints"
@@ -222,6 +225,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         logger=[
             CSVLogger(run_dir, name="logs", version=csv_version),
             TensorBoardLogger(run_dir, name="logs", version="tb"),
+            *([tracking.logger] if tracking else []),
         ],
         deterministic="warn",
         enable_progress_bar=False,
@@ -254,6 +258,8 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
                "epochs_run": int(trainer.current_epoch), "best_val_loss": _float(best.best_model_score)}  # fmt: skip
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
     log.info("run %s: %s", run_id, metrics["training"])
+    if tracking:
+        tracking.finish(run_dir, best_path, metrics)
     return TrainResult(run_id, run_dir, metrics)
 
 

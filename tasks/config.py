@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     )
     file_timeout_s: float = Field(default=600.0, description="Per-file processing time limit.")
     sources_file: Path | None = Field(default=None, description="YAML list of PACS/folder sources (tasks.sources).")
+    mlflow: bool = Field(default=True, description="Track runs in MLflow (MLFLOW_TRACKING_URI or STATE_DIR/mlflow).")
     locations: dict[str, Path] = Field(
         default_factory=dict,
         description="Named locations (JSON object, name -> path) that deployments refer to (tasks.locations).",

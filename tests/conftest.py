@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# MLflow tracking costs a store per state directory; tests that exercise it switch it on (tests/tasks/registry).
+os.environ.setdefault("MEDFLOW_MLFLOW", "false")
+
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -15,7 +15,7 @@ from tasks.evaluate.occlusion import batched_scores, occlusion_passes, occlusion
 from tasks.evaluate.options import EvaluationOptions
 from tasks.evaluate.progress import NO_PROGRESS, ProgressSink
 from tasks.evaluate.report import Section
-from tasks.evaluate.saliency import sanity_check
+from tasks.evaluate.saliency import SANITY_STAGES, sanity_check
 from tasks.evaluate.uncertainty import ood_auroc
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,10 @@ def out_of_distribution_clips(clips: Tensor, seed: int = 0) -> dict[str, Tensor]
 
 
 def check_passes(clips: int, options: EvaluationOptions, saliency_clips: int, ood: bool) -> int:
-    """Clip passes of ``check_model`` (occlusion, 2 × integrated gradients, 4 × uncertainty for OOD)."""
+    """Clip passes of ``check_model`` (occlusion, integrated gradients of the trained model and of each
+    randomisation stage, 4 × uncertainty for OOD)."""
     passes = occlusion_passes(clips, options.occlusion_grid, options.occlusion_segments)
-    passes += 2 * saliency_clips * options.saliency_steps
+    passes += (1 + SANITY_STAGES) * saliency_clips * options.saliency_steps
     return passes + (4 * clips if ood else 0)
 
 
@@ -123,16 +124,22 @@ def check_model(
         metrics["saliency_spearman"] = _f(np.nanmedian(sanity.spearman))
         metrics["saliency_ssim"] = _f(np.nanmedian(sanity.ssim))
         metrics["saliency_unreliable"] = sanity.unreliable
+        for step in sanity.cascade:  # top layer first, cumulative
+            metrics[f"saliency_spearman__layer={step.layer}"] = _f(step.spearman)
+            metrics[f"saliency_ssim__layer={step.layer}"] = _f(step.ssim)
         frames = sample.float().mean(dim=1)
         frames = frames.mean(dim=-1) if frames.dim() == 4 else frames
         similarity = (
             f"median Spearman {_fmt(metrics['saliency_spearman'])}, SSIM {_fmt(metrics['saliency_ssim'])}, "
-            f"threshold {options.similarity_threshold}"
+            f"threshold {options.similarity_threshold}; randomised from the top layer down in "
+            f"{len(sanity.cascade)} cumulative stages"
         )
         message = (
-            f"Maps barely change when the weights are randomised ({similarity}): they do not explain this model."
+            f"Maps stay similar by at least one measure when the weights are randomised ({similarity}): "
+            "they do not explain this model."
             if sanity.unreliable
-            else f"Maps change when the weights are randomised ({similarity}): they pass the randomisation test."
+            else f"Maps change by both measures when the weights are randomised ({similarity}): they pass the "
+            "randomisation test."
         )
         figure = plots.saliency(
             _resize_like(frames, sanity.trained), sanity.trained, sanity.randomised, sanity.spearman

@@ -24,6 +24,7 @@ from tasks.evaluate.options import EvaluationOptions
 from tasks.evaluate.progress import NO_PROGRESS, ProgressSink
 from tasks.evaluate.ranking import weighted_auc
 from tasks.evaluate.report import Section, metrics_table, render
+from tasks.registry.tracking import record_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def evaluate_run(
     metrics = _json_safe(result.metrics)
     _write_metrics(run_dir / METRICS, metrics)
     atomic_write_bytes(run_dir / REPORT, render(f"Evaluation of run {run_dir.name}", sections).encode())
+    record_evaluation(run_dir, metrics)  # the run's MLflow model version carries its evaluation
     return metrics
 
 

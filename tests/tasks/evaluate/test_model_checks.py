@@ -15,15 +15,18 @@ from tasks.evaluate.model_checks import ModelAdapter, check_model
 from tasks.evaluate.occlusion import occlusion_test, sector_box
 from tasks.evaluate.options import EvaluationOptions
 from tasks.evaluate.ranking import weighted_auc
-from tasks.evaluate.saliency import sanity_check
+from tasks.evaluate.saliency import SanityResult, gradient_x_input, sanity_check
 
 
-def make_clips(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+def make_clips(n: int, seed: int, distractor: bool = False) -> tuple[torch.Tensor, np.ndarray]:
+    """``distractor``: an equally bright square bottom-right in every clip, which carries no label."""
     g = torch.Generator().manual_seed(seed)
     clips = torch.randint(10, 60, (n, 8, 16, 16), generator=g, dtype=torch.uint8)
     labels = (torch.arange(n) % 2).numpy()
     for i in np.flatnonzero(labels):
         clips[i, 2:4, 2:7, 2:7] = 230
+    if distractor:
+        clips[:, :, 10:14, 10:14] = 230
     return clips, labels
 
 
@@ -44,13 +47,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def trained(one_thread) -> nn.Module:
+def fit(distractor: bool) -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool3d(1), nn.Flatten(), nn.Linear(4, 1)
     )
-    clips, labels = make_clips(64, seed=1)
+    clips, labels = make_clips(64, seed=1, distractor=distractor)
     x, y = prepare(clips), torch.as_tensor(labels, dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     for _ in range(60):
@@ -58,6 +60,17 @@ def trained(one_thread) -> nn.Module:
         nn.functional.binary_cross_entropy_with_logits(model(x).view(-1), y).backward()
         opt.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread) -> nn.Module:
+    return fit(distractor=False)
+
+
+@pytest.fixture(scope="module")
+def trained_past_a_distractor(one_thread) -> nn.Module:
+    """Learned to use the top-left blob and ignore the bright square every clip has: its maps depend on it."""
+    return fit(distractor=True)
 
 
 def auroc(labels: np.ndarray):
@@ -81,14 +94,9 @@ def test_sector_box_is_the_bright_part_of_the_frame():
     assert sector_box(clips) == (4, 15, 6, 25)
 
 
-def test_randomisation_test_passes_a_trained_model_and_flags_a_parameter_free_one(trained):
+def test_randomisation_test_flags_a_parameter_free_model():
     clips, _ = make_clips(8, seed=3)
     inputs = prepare(clips[1::2])  # positives
-    result = sanity_check(trained, lambda m, x: score(m(x)), inputs, threshold=0.5, steps=8)
-    assert result.trained.shape == (4, 16, 16)
-    top_left = result.trained[:, :8, :8].sum() / result.trained.sum()
-    assert top_left > 0.5  # the map points at the blob
-    assert not result.unreliable and np.median(result.spearman) < 0.5
 
     class FixedFilter(nn.Module):  # "explains" brightness, learns nothing
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,6 +104,57 @@ def test_randomisation_test_passes_a_trained_model_and_flags_a_parameter_free_on
 
     flagged = sanity_check(FixedFilter(), lambda m, x: m(x), inputs, threshold=0.5, steps=8)
     assert flagged.unreliable and np.allclose(flagged.spearman, 1.0)
+
+
+def test_a_map_similar_by_either_measure_is_unreliable():
+    """The demo report's numbers (Spearman 0.989, SSIM 0.439) must fail, as must the mirror case."""
+    maps = np.zeros((3, 4, 4))
+    verdict = lambda rho, ssim: SanityResult(maps, maps, np.full(3, rho), np.full(3, ssim), 0.5).unreliable  # noqa: E731
+    assert verdict(0.989, 0.439) and verdict(0.2, 0.8)
+    assert not verdict(0.2, 0.3)
+
+
+class MostlyInput(nn.Module):
+    """Output ≈ sum of the input; the weights contribute a thousandth: gradient × input ≈ the input itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 3, padding=1)
+        self.head = nn.Linear(2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        learned = self.head(self.conv(x).amax(dim=(2, 3, 4))).view(-1)
+        return x.sum(dim=(1, 2, 3, 4)) + 1e-3 * learned
+
+
+def test_cascade_flags_gradient_x_input_on_a_model_that_barely_uses_its_weights():
+    clips, _ = make_clips(6, seed=5)
+    torch.manual_seed(0)
+    result = sanity_check(MostlyInput(), lambda m, x: m(x), prepare(clips), method=gradient_x_input)
+    assert [s.layer for s in result.cascade] == ["head", "conv"]  # top layer first
+    assert result.unreliable
+    assert all(step.spearman > 0.9 for step in result.cascade)
+
+
+def test_cascade_passes_a_weight_dependent_map(trained_past_a_distractor):
+    clips, _ = make_clips(8, seed=3, distractor=True)
+    inputs = prepare(clips[1::2])  # positives
+    baseline = inputs.mean(dim=0, keepdim=True)  # the average clip: what is common to all is not attributed
+    for seed in (0, 1):
+        result = sanity_check(trained_past_a_distractor, lambda m, x: score(m(x)), inputs, baseline, steps=8, seed=seed)
+        assert result.trained.shape == (4, 16, 16)
+        assert result.trained[:, :8, :8].sum() / result.trained.sum() > 0.9  # the map points at the blob
+        assert [s.layer for s in result.cascade] == ["4", "0"]
+        assert not result.unreliable
+        assert np.median(result.spearman) < 0.5 and np.nanmedian(result.ssim) < 0.5
+
+
+def test_the_same_method_on_a_model_whose_only_cue_is_the_brightest_region_is_flagged(trained):
+    """Without a distractor the blob is both what the model learned and the brightest input: maps of the
+    random network land on it too (SSIM ≥ 0.5), so by either measure they do not explain the model."""
+    clips, _ = make_clips(8, seed=3)
+    result = sanity_check(trained, lambda m, x: score(m(x)), prepare(clips[1::2]), steps=8)
+    assert result.unreliable and np.median(result.spearman) < 0.5 <= np.nanmedian(result.ssim)
 
 
 def test_check_model_reports_occlusion_saliency_and_ood(trained):
@@ -111,7 +170,8 @@ def test_check_model_reports_occlusion_saliency_and_ood(trained):
     m = result.metrics
     assert m["occlusion_auroc__none"] == pytest.approx(1.0)
     assert m["occlusion_delta__region=r1c1"] > m["occlusion_delta__region=r2c2"]
-    assert m["saliency_unreliable"] is False
+    assert m["saliency_unreliable"] is (m["saliency_spearman"] >= 0.5 or m["saliency_ssim"] >= 0.5)
+    assert {"saliency_spearman__layer=4", "saliency_ssim__layer=0"} <= set(m)
     assert 0.0 <= m["auroc_ood"] <= 1.0 and "auroc_ood__kind=noise" in m
     assert [s.title for s in result.sections][:2] == ["Occlusion", "Saliency sanity check (integrated gradients)"]
     assert all(s.figures for s in result.sections[:2])

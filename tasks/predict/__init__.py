@@ -1,0 +1,1 @@
+"""Apply a trained model to stored instances: batched inference over test-time clips, abstention, refusals."""
