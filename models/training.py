@@ -65,6 +65,7 @@ class TrainConfig:
     resume: str | None = None  # a run directory: continue from its last.ckpt with the same split
     run_id: str | None = None
     limit_batches: float | None = None  # fraction of batches per epoch (smoke tests)
+    label_fraction: float = 1.0  # train on this share of the training patients' labels (val/test unchanged)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
     from models.callbacks import KLAnnealing
-    from models.checkpoints import load_checkpoint, load_state_dict
+    from models.checkpoints import check_backbone_weights, load_checkpoint, load_state_dict
     from models.datamodule import ClipDataModule, ClipSpec
     from models.heads import FusionHead, build_objective, objective_from_state
     from models.module import ClinicalModel, InputSpec
@@ -107,6 +108,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         manifest_hash,
         read_labels,
         split_patients,
+        subsample_train,
     )
 
     dataset = Path(cfg.dataset)
@@ -130,7 +132,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         if previous["manifest_sha256"] != mhash:
             log.warning("resuming on a changed manifest; keeping the recorded split")
     else:
-        split = split_patients(table["patient_id"], cfg.seed)
+        split = subsample_train(split_patients(table["patient_id"], cfg.seed), cfg.label_fraction, cfg.seed)
     table = assign_split(table, split)
     train_rows = table[table["split"] == "train"]
     if len(train_rows) < 2:
@@ -159,6 +161,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         mean, std = _input_stats(dm)
         input_spec = InputSpec(mean=mean, std=std, size=cfg.size, augment=cfg.augment)
 
+    pretrained = check_backbone_weights(Path(cfg.weights), cfg.backbone, cfg.kind) if cfg.weights else None
     backbone = build_backbone(cfg.backbone, Path(cfg.weights) if cfg.weights else None)
     head = FusionHead(backbone.out_features, objective.out_features, scaler.width)
     model = ClinicalModel(backbone, head, objective, input_spec, cfg.lr, cfg.weight_decay, cfg.fairness_penalty,
@@ -180,6 +183,9 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         "groups": {"column": cfg.group_col, "categories": groups},
         "input": input_spec.as_dict(),
         "clip": asdict(clip),
+        "pretrained": None
+        if pretrained is None
+        else {k: pretrained[k] for k in ("run_id", "methods", "backbone") if k in pretrained},
         "versions": {"torch": str(torch.__version__), "pytorch_lightning": str(pl.__version__)},
     }
     run_dir.mkdir(parents=True, exist_ok=True)

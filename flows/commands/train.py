@@ -26,7 +26,8 @@ def command(
         str, typer.Option("--backbone", help="r2plus1d_18|r3d_18|mc3_18|cnn3d|framewise_resnet18|framewise_cnn2d")
     ] = "r2plus1d_18",
     weights: Annotated[
-        Path | None, typer.Option("--weights", help="Local pretrained state dict (never downloaded).")
+        Path | None,
+        typer.Option("--weights", help="Local pretrained weights: `medflow pretrain`'s backbone.pt or a state dict."),
     ] = None,
     tabular: Annotated[str, typer.Option("--tabular", help="Comma-separated covariates fused into the head.")] = "",
     kind: Annotated[str, typer.Option("--kind", help="video (training views) or volume.")] = "video",
@@ -56,6 +57,9 @@ def command(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Run directory to continue from its last.ckpt.")
     ] = None,
+    label_fraction: Annotated[
+        float, typer.Option("--label-fraction", min=0.0, max=1.0, help="Share of training patients' labels used.")
+    ] = 1.0,
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Run `medflow evaluate` on the new run at the end.")
     ] = True,
@@ -66,6 +70,7 @@ def command(
     from rich.console import Console
 
     from models.training import TrainConfig, train_model
+    from tasks.errors import MedflowError
 
     console = Console(stderr=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -79,11 +84,11 @@ def command(
         kind=kind, epochs=epochs, frames=frames, stride=stride, size=size, batch_size=batch_size, lr=lr, seed=seed,
         num_workers=num_workers, test_clips=test_clips, cox_memory=cox_memory, fairness_penalty=fairness_penalty,
         group_col=group_col, fairness_weight=fairness_weight, precision=precision, patience=patience,
-        resume=str(resume) if resume else None,
+        resume=str(resume) if resume else None, label_fraction=label_fraction,
     )  # fmt: skip
     try:
         result = train_model(cfg)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, MedflowError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(f"run {result.run_id}: {result.metrics.get('training', {})} -> {result.run_dir}")
