@@ -62,7 +62,7 @@ class PretrainModel(pl.LightningModule):
             logits = self.heads["jigsaw"](features)
             out["jigsaw"] = nn.functional.cross_entropy(logits, labels)
             out["jigsaw_acc"] = (logits.argmax(1) == labels).float().mean()
-        if Method.CONTRASTIVE in self.methods:
+        if Method.CONTRASTIVE in self.methods and clips.shape[0] >= 2:  # a lone clip has no negatives
             second = prepare_clips(clips[:, 1], self.input_spec, augment)
             z1, z2 = (
                 self.heads["contrastive"](self.backbone(_flip(first))),
@@ -73,7 +73,7 @@ class PretrainModel(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.losses(batch["video"])
-        loss = sum(out[m.value] for m in self.methods)
+        loss = sum(out[m.value] for m in self.methods if m.value in out)
         n = batch["video"].shape[0]
         for name, value in out.items():
             self.log(f"train_{name}", value, batch_size=n, sync_dist=True)
@@ -85,7 +85,7 @@ class PretrainModel(pl.LightningModule):
         n = batch["video"].shape[0]
         for name, value in out.items():
             self.log(f"val_{name}", value, batch_size=n, sync_dist=True)
-        self.log("val_loss", sum(out[m.value] for m in self.methods), batch_size=n, sync_dist=True)
+        self.log("val_loss", sum(out[m.value] for m in self.methods if m.value in out), batch_size=n, sync_dist=True)
 
     def configure_optimizers(self) -> dict:
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -94,7 +94,7 @@ def pretrain_backbone(cfg: PretrainConfig) -> PretrainResult:
     input_spec = InputSpec(mean=mean, std=std, size=cfg.size)
 
     def loader(ds: PairDataset, shuffle: bool) -> DataLoader:
-        drop = shuffle and len(ds) > cfg.batch_size
+        drop = len(ds) > cfg.batch_size  # no lone last clip: NT-Xent needs negatives
         return DataLoader(ds, batch_size=cfg.batch_size, shuffle=shuffle, drop_last=drop,
                           num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
                           worker_init_fn=worker_init if cfg.num_workers > 0 else None,
