@@ -40,3 +40,25 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise UnsafeCheckpoint("checkpoint holds no state dict; pass a file saved with torch.save(state_dict)")
     return state
+
+
+def backbone_config(path: Path) -> dict[str, Any] | None:
+    """The config a ``medflow pretrain`` checkpoint carries under ``medflow`` (backbone, kind, clip, methods), or
+    None for a plain state dict (e.g. Kinetics-400 weights)."""
+    state = load_checkpoint(path)
+    meta = state.get("medflow") if isinstance(state, dict) else None
+    return dict(meta) if isinstance(meta, dict) else None
+
+
+def check_backbone_weights(path: Path, backbone: str, kind: str) -> dict[str, Any] | None:
+    """:func:`backbone_config` of ``path``; ConfigError when it was pretrained for another backbone or kind."""
+    meta = backbone_config(path)
+    if meta is None:
+        return None
+    for what, want in (("backbone", backbone), ("kind", kind)):
+        if meta.get(what) != want:
+            raise ConfigError(
+                f"the weights were pretrained for {what} {meta.get(what)!r}, not {want!r}; pass --{what} "
+                f"{meta.get(what)} or pretrain a {want} backbone"
+            )
+    return meta

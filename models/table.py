@@ -148,6 +148,19 @@ def split_patients(patient_ids: pd.Series, seed: int, fractions: tuple[float, fl
     }
 
 
+def subsample_train(split: dict[str, list[str]], fraction: float, seed: int) -> dict[str, list[str]]:
+    """``split`` with only ``fraction`` of its training patients (seeded, at least 2), validation and test unchanged:
+    the "labels lag data" setting, where most patients have images but no label yet."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return split
+    train = np.array(split["train"])
+    keep = min(len(train), max(2, round(fraction * len(train))))
+    picked = np.random.default_rng([seed, 1]).permutation(len(train))[:keep]  # nested: 10% ⊂ 25% for one seed
+    return {**split, "train": sorted(train[picked].tolist())}
+
+
 def assign_split(table: pd.DataFrame, split: dict[str, list[str]]) -> pd.DataFrame:
     where = {p: name for name, ps in split.items() for p in ps}
     out = table.copy()

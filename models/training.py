@@ -65,6 +65,7 @@ class TrainConfig:
     resume: str | None = None  # a run directory: continue from its last.ckpt with the same split
     run_id: str | None = None
     limit_batches: float | None = None  # fraction of batches per epoch (smoke tests)
+    label_fraction: float = 1.0  # train on this share of the training patients' labels (val/test unchanged)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
     from models.callbacks import EpochEstimate, KLAnnealing
-    from models.checkpoints import load_checkpoint, load_state_dict
+    from models.checkpoints import check_backbone_weights, load_checkpoint, load_state_dict
     from models.datamodule import ClipDataModule, ClipSpec
     from models.heads import FusionHead, build_objective, objective_from_state
     from models.launch import describe_placement, is_rank_zero, trainer_placement
@@ -122,6 +123,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         manifest_hash,
         read_labels,
         split_patients,
+        subsample_train,
     )
     from tasks.registry.tracking import start_tracking
 
@@ -146,7 +148,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         if previous["manifest_sha256"] != mhash:
             log.warning("resuming on a changed manifest; keeping the recorded split")
     else:
-        split = split_patients(table["patient_id"], cfg.seed)
+        split = subsample_train(split_patients(table["patient_id"], cfg.seed), cfg.label_fraction, cfg.seed)
     table = assign_split(table, split)
     train_rows = table[table["split"] == "train"]
     if len(train_rows) < 2:
@@ -175,6 +177,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         mean, std = _input_stats(dm)
         input_spec = InputSpec(mean=mean, std=std, size=cfg.size, augment=cfg.augment)
 
+    pretrained = check_backbone_weights(Path(cfg.weights), cfg.backbone, cfg.kind) if cfg.weights else None
     backbone = build_backbone(cfg.backbone, Path(cfg.weights) if cfg.weights else None)
     head = FusionHead(backbone.out_features, objective.out_features, scaler.width)
     model = ClinicalModel(backbone, head, objective, input_spec, cfg.lr, cfg.weight_decay, cfg.fairness_penalty,
@@ -196,6 +199,9 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         "groups": {"column": cfg.group_col, "categories": groups},
         "input": input_spec.as_dict(),
         "clip": asdict(clip),
+        "pretrained": None
+        if pretrained is None
+        else {k: pretrained[k] for k in ("run_id", "methods", "backbone") if k in pretrained},
         "versions": {"torch": str(torch.__version__), "pytorch_lightning": str(pl.__version__)},
     }
     placement = trainer_placement(cfg)

@@ -26,7 +26,8 @@ def command(
         str, typer.Option("--backbone", help="r2plus1d_18|r3d_18|mc3_18|cnn3d|framewise_resnet18|framewise_cnn2d")
     ] = "r2plus1d_18",
     weights: Annotated[
-        Path | None, typer.Option("--weights", help="Local pretrained state dict (never downloaded).")
+        Path | None,
+        typer.Option("--weights", help="Local pretrained weights: `medflow pretrain`'s backbone.pt or a state dict."),
     ] = None,
     tabular: Annotated[str, typer.Option("--tabular", help="Comma-separated covariates fused into the head.")] = "",
     kind: Annotated[str, typer.Option("--kind", help="video (training views) or volume.")] = "video",
@@ -60,6 +61,9 @@ def command(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Run directory to continue from its last.ckpt.")
     ] = None,
+    label_fraction: Annotated[
+        float, typer.Option("--label-fraction", min=0.0, max=1.0, help="Share of training patients' labels used.")
+    ] = 1.0,
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Run `medflow evaluate` on the new run at the end.")
     ] = True,
@@ -85,6 +89,7 @@ def command(
         num_workers=num_workers, test_clips=test_clips, cox_memory=cox_memory, fairness_penalty=fairness_penalty,
         group_col=group_col, fairness_weight=fairness_weight, precision=precision, patience=patience,
         resume=str(resume) if resume else None, devices=devices, accelerator=accelerator,
+        label_fraction=label_fraction,
     )  # fmt: skip
     try:
         console.print(placement_note(cfg))

@@ -1,6 +1,7 @@
 """Judge a Zarr v3 store with the OME ecosystem's own tools, in their own environment (``.venv-validators``).
 
-- ``ome-zarr-models`` (the OME-Zarr 0.5 reference models) validates every group that carries ``ome`` attributes;
+- ``ome-zarr-models`` (the OME-Zarr 0.5 reference models) validates every group that carries ``ome`` attributes (an
+  image with its ``labels``, a ``labels`` group, an image-label);
 - ``ome-zarr`` (ome-zarr-py) reads each such image's multiscales and the arrays they point at;
 - tensorstore reads every array in the store.
 
@@ -26,7 +27,7 @@ import tensorstore as ts
 import zarr
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Multiscales, Reader
-from ome_zarr_models.v05 import Image
+from ome_zarr_models.v05 import Image, ImageLabel, Labels
 
 
 def digest(data: np.ndarray) -> str:
@@ -37,9 +38,11 @@ def error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def validate_models(group: Path) -> str:
+def validate_models(group: Path, ome: dict[str, Any]) -> str:
+    """An image (with any ``labels`` inside it), a ``labels`` group, or an image-label, by what ``ome`` declares."""
+    model = Labels if "labels" in ome else ImageLabel if "image-label" in ome else Image
     try:
-        Image.from_zarr(zarr.open_group(group, mode="r", zarr_format=3))
+        model.from_zarr(zarr.open_group(group, mode="r", zarr_format=3))
     except Exception as exc:  # the validator's verdict, reported as text
         return error(exc)
     return "ok"
@@ -81,8 +84,10 @@ def main(store: Path) -> int:
         if node.get("node_type") == "array":
             report["tensorstore"][rel] = read_tensorstore(meta.parent)
         elif "ome" in node.get("attributes", {}):
-            report["models"][rel] = validate_models(meta.parent)
-            report["ome_zarr"][rel] = read_ome_zarr(meta.parent)
+            ome = node["attributes"]["ome"]
+            report["models"][rel] = validate_models(meta.parent, ome)
+            if "labels" not in ome:
+                report["ome_zarr"][rel] = read_ome_zarr(meta.parent)
     print(json.dumps(report))
     return 0
 

@@ -1,0 +1,1 @@
+"""Expert labels from annotation tools (MD.ai's JSON export) joined to a dataset through its keyed pseudonyms."""
