@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import audit, deid, deid_table, demo, evaluate, ingest, keygen, listen, serve, server, synth, train
+from flows.commands import (
+    audit,
+    deid,
+    deid_table,
+    demo,
+    evaluate,
+    federate,
+    ingest,
+    keygen,
+    listen,
+    serve,
+    server,
+    synth,
+    train,
+)
 
 app = typer.Typer(
     name="medflow",
@@ -23,6 +37,7 @@ app.command("deid")(deid.command)
 app.command("deid-table")(deid_table.command)
 app.command("demo")(demo.command)
 app.command("evaluate")(evaluate.command)
+app.command("federate")(federate.command)
 app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
 app.command("listen")(listen.command)

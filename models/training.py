@@ -86,15 +86,28 @@ def _input_stats(dm: Any, limit: int = 16) -> tuple[float, float]:
     return float(flat.mean()), float(flat.std() or 1.0)
 
 
-def train_model(cfg: TrainConfig) -> TrainResult:
-    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics."""
-    import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+@dataclass
+class PreparedRun:
+    """What a run trains on and with: training table, split, label encoding, data module and model."""
 
-    from models.callbacks import KLAnnealing
-    from models.checkpoints import load_checkpoint, load_state_dict
+    table: pd.DataFrame
+    split: dict[str, list[str]]
+    objective: Any
+    scaler: Any
+    groups: list[str]
+    clip: Any
+    dm: Any
+    input_spec: Any
+    model: Any
+    manifest_sha256: str
+
+
+def prepare_run(cfg: TrainConfig, previous: dict[str, Any] | None = None, objective: Any | None = None,
+                split: dict[str, list[str]] | None = None) -> PreparedRun:  # fmt: skip
+    """Labels joined with the manifest, the patient split, label encoding, data module and an untrained model.
+
+    ``previous`` (a resumed run's config) fixes all of them; else ``objective`` (already fitted, e.g. agreed by a
+    federation) and ``split`` replace fitting and splitting here."""
     from models.datamodule import ClipDataModule, ClipSpec
     from models.heads import FusionHead, build_objective, objective_from_state
     from models.module import ClinicalModel, InputSpec
@@ -110,16 +123,6 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     )
 
     dataset = Path(cfg.dataset)
-    previous: dict[str, Any] | None = None
-    if cfg.resume:
-        run_dir = Path(cfg.resume)
-        previous = yaml.safe_load((run_dir / "config.yaml").read_text())
-        run_id = previous["run_id"]
-    else:
-        run_id = cfg.run_id or _new_run_id(cfg)
-        run_dir = dataset / "runs" / run_id
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-
     spec = LabelSpec(cfg.task, cfg.id_col, cfg.start_col, cfg.end_col, cfg.event_col, cfg.target_col,
                      tuple(cfg.tabular), cfg.group_col, cfg.kind)  # fmt: skip
     labels = read_labels(cfg.labels)  # only tables from `medflow deid-table`, unchanged since
@@ -129,7 +132,7 @@ def train_model(cfg: TrainConfig) -> TrainResult:
         split = previous["split"]
         if previous["manifest_sha256"] != mhash:
             log.warning("resuming on a changed manifest; keeping the recorded split")
-    else:
+    elif split is None:
         split = split_patients(table["patient_id"], cfg.seed)
     table = assign_split(table, split)
     train_rows = table[table["split"] == "train"]
@@ -141,6 +144,8 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     if previous is not None:
         objective = objective_from_state(previous["objective"])
         scaler = TabularScaler.from_state(previous["tabular"])
+    elif objective is not None:  # agreed beforehand (a federation): already fitted, the same at every site
+        scaler = TabularScaler(list(cfg.tabular)).fit(train_rows)
     else:
         objective = build_objective(cfg.task, cfg.head, num_durations=cfg.num_durations, cox_memory=cfg.cox_memory) \
             if cfg.task == "survival" else build_objective(cfg.task, cfg.head)  # fmt: skip
@@ -163,6 +168,34 @@ def train_model(cfg: TrainConfig) -> TrainResult:
     head = FusionHead(backbone.out_features, objective.out_features, scaler.width)
     model = ClinicalModel(backbone, head, objective, input_spec, cfg.lr, cfg.weight_decay, cfg.fairness_penalty,
                           cfg.fairness_weight, cfg.epochs)  # fmt: skip
+    return PreparedRun(table, split, objective, scaler, groups, clip, dm, input_spec, model, mhash)
+
+
+def train_model(cfg: TrainConfig) -> TrainResult:
+    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from models.callbacks import KLAnnealing
+    from models.checkpoints import load_checkpoint, load_state_dict
+
+    dataset = Path(cfg.dataset)
+    previous: dict[str, Any] | None = None
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        previous = yaml.safe_load((run_dir / "config.yaml").read_text())
+        run_id = previous["run_id"]
+    else:
+        run_id = cfg.run_id or _new_run_id(cfg)
+        run_dir = dataset / "runs" / run_id
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    prepared = prepare_run(cfg, previous)
+    table, split, objective, scaler, dm, model = (prepared.table, prepared.split, prepared.objective, prepared.scaler,
+                                                  prepared.dm, prepared.model)  # fmt: skip
+    groups, clip, input_spec, mhash = prepared.groups, prepared.clip, prepared.input_spec, prepared.manifest_sha256
 
     config = {
         "run_id": run_id,
