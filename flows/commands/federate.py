@@ -35,16 +35,16 @@ def command(
     """Each site trains on its own dataset; only weights and aggregate metrics reach the server."""
     from rich.console import Console
 
-    from deployments.server import temporary_api
-    from flows.federate import SiteLocations, federate
-    from tasks.errors import MedflowError
-    from tasks.locations import LocationKind, Locations
-
     console = Console(stderr=True)
     pairs = [_site(s) for s in site]
     if len(pairs) < 2 or any(p is None for p in pairs):
         console.print("[red]error:[/red] pass at least two --site DATASET:LABELS.csv (existing paths)")
         raise typer.Exit(2)
+    from deployments.server import temporary_api
+    from flows.federate import SiteLocations, federate
+    from tasks.errors import MedflowError
+    from tasks.locations import LocationKind, Locations
+
     locations = Locations.from_settings()
     sites = [SiteLocations(dataset=locations.register(LocationKind.DATASET, d),
                            labels=locations.register(LocationKind.LABELS, lab)) for d, lab in pairs]  # fmt: skip

@@ -16,7 +16,6 @@ import torch
 from tasks.locations import LocationKind, Locations, register_location
 from tasks.synth.views import save_labels, write_view_dataset
 
-pytestmark = pytest.mark.slow
 TINY = {"target_col": "ef", "backbone": "cnn3d", "frames": 4, "size": 16, "num_workers": 0, "test_clips": 2}
 _ID_COLUMNS = ["patient_id", "instance_id", "study_id", "series_id", "zarr_key", "study_date"]
 
@@ -29,6 +28,7 @@ def _strings(value: object) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
+@pytest.mark.slow
 def test_three_sites_federate_and_only_weights_and_aggregates_travel(
     prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,3 +81,14 @@ def test_three_sites_federate_and_only_weights_and_aggregates_travel(
         assert set(dxo["meta"]["initial_metrics"]) == {"val_loss"}
         leaked = [s for s in _strings(record) for secret in secrets if secret in s]
         assert not leaked, leaked[:5]
+
+
+@pytest.mark.parametrize("sites", [["only-one"], ["missing:labels.csv", "also:missing.csv"]])
+def test_the_command_needs_two_existing_sites(sites: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    args = ["federate", *[a for s in sites for a in ("--site", s)], "--task", "regression"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "at least two --site" in " ".join(result.output.split())
