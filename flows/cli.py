@@ -14,6 +14,7 @@ from flows.commands import (
     deid_table,
     demo,
     evaluate,
+    federate,
     ingest,
     keygen,
     listen,
@@ -37,6 +38,7 @@ app.command("deid")(deid.command)
 app.command("deid-table")(deid_table.command)
 app.command("demo")(demo.command)
 app.command("evaluate")(evaluate.command)
+app.command("federate")(federate.command)
 app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
 app.command("listen")(listen.command)

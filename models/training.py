@@ -88,31 +88,32 @@ def _input_stats(dm: Any, limit: int = 16) -> tuple[float, float]:
     return float(flat.mean()), float(flat.std() or 1.0)
 
 
-def train_model(cfg: TrainConfig) -> TrainResult:
-    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics.
+@dataclass
+class PreparedRun:
+    """What a run trains on and with: training table, split, label encoding, data module and model."""
 
-    A run of several processes (``devices``: GPUs, or gloo processes on a CPU) is started as torchrun ranks of
-    ``models.rank`` (:mod:`models.launch`); this process waits and returns rank 0's result.
-    """
-    from models.launch import in_launched_rank, launch_training, plan_for
+    table: pd.DataFrame
+    split: dict[str, list[str]]
+    objective: Any
+    scaler: Any
+    groups: list[str]
+    clip: Any
+    dm: Any
+    input_spec: Any
+    model: Any
+    manifest_sha256: str
+    pretrained: dict[str, Any] | None = None
 
-    if not in_launched_rank() and plan_for(cfg).processes > 1:
-        return launch_training(cfg)
-    return _train_here(cfg)
 
+def prepare_run(cfg: TrainConfig, previous: dict[str, Any] | None = None, objective: Any | None = None,
+                split: dict[str, list[str]] | None = None) -> PreparedRun:  # fmt: skip
+    """Labels joined with the manifest, the patient split, label encoding, data module and an untrained model.
 
-def _train_here(cfg: TrainConfig) -> TrainResult:
-    """The body of one process (the only one, or one rank of a launched run)."""
-    import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-
-    from models.callbacks import EpochEstimate, KLAnnealing
-    from models.checkpoints import check_backbone_weights, load_checkpoint, load_state_dict
+    ``previous`` (a resumed run's config) fixes all of them; else ``objective`` (already fitted, e.g. agreed by a
+    federation) and ``split`` replace fitting and splitting here."""
+    from models.checkpoints import check_backbone_weights
     from models.datamodule import ClipDataModule, ClipSpec
     from models.heads import FusionHead, build_objective, objective_from_state
-    from models.launch import describe_placement, is_rank_zero, trainer_placement
     from models.module import ClinicalModel, InputSpec
     from models.networks import build_backbone
     from models.table import (
@@ -125,19 +126,8 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         split_patients,
         subsample_train,
     )
-    from tasks.registry.tracking import start_tracking
 
     dataset = Path(cfg.dataset)
-    previous: dict[str, Any] | None = None
-    if cfg.resume:
-        run_dir = Path(cfg.resume)
-        previous = yaml.safe_load((run_dir / "config.yaml").read_text())
-        run_id = previous["run_id"]
-    else:
-        run_id = cfg.run_id or new_run_id(cfg)
-        run_dir = dataset / "runs" / run_id
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-
     spec = LabelSpec(cfg.task, cfg.id_col, cfg.start_col, cfg.end_col, cfg.event_col, cfg.target_col,
                      tuple(cfg.tabular), cfg.group_col, cfg.kind)  # fmt: skip
     labels = read_labels(cfg.labels)  # only tables from `medflow deid-table`, unchanged since
@@ -147,7 +137,7 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
         split = previous["split"]
         if previous["manifest_sha256"] != mhash:
             log.warning("resuming on a changed manifest; keeping the recorded split")
-    else:
+    elif split is None:
         split = subsample_train(split_patients(table["patient_id"], cfg.seed), cfg.label_fraction, cfg.seed)
     table = assign_split(table, split)
     train_rows = table[table["split"] == "train"]
@@ -159,6 +149,8 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
     if previous is not None:
         objective = objective_from_state(previous["objective"])
         scaler = TabularScaler.from_state(previous["tabular"])
+    elif objective is not None:  # agreed beforehand (a federation): already fitted, the same at every site
+        scaler = TabularScaler(list(cfg.tabular)).fit(train_rows)
     else:
         objective = build_objective(cfg.task, cfg.head, num_durations=cfg.num_durations, cox_memory=cfg.cox_memory) \
             if cfg.task == "survival" else build_objective(cfg.task, cfg.head)  # fmt: skip
@@ -182,6 +174,50 @@ def _train_here(cfg: TrainConfig) -> TrainResult:
     head = FusionHead(backbone.out_features, objective.out_features, scaler.width)
     model = ClinicalModel(backbone, head, objective, input_spec, cfg.lr, cfg.weight_decay, cfg.fairness_penalty,
                           cfg.fairness_weight, cfg.epochs)  # fmt: skip
+    return PreparedRun(table, split, objective, scaler, groups, clip, dm, input_spec, model, mhash, pretrained)
+
+
+def train_model(cfg: TrainConfig) -> TrainResult:
+    """Train, checkpoint, predict the test split, and write the run directory; returns its id, path and metrics.
+
+    A run of several processes (``devices``: GPUs, or gloo processes on a CPU) is started as torchrun ranks of
+    ``models.rank`` (:mod:`models.launch`); this process waits and returns rank 0's result.
+    """
+    from models.launch import in_launched_rank, launch_training, plan_for
+
+    if not in_launched_rank() and plan_for(cfg).processes > 1:
+        return launch_training(cfg)
+    return _train_here(cfg)
+
+
+def _train_here(cfg: TrainConfig) -> TrainResult:
+    """The body of one process (the only one, or one rank of a launched run)."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from models.callbacks import EpochEstimate, KLAnnealing
+    from models.checkpoints import load_checkpoint, load_state_dict
+    from models.launch import describe_placement, is_rank_zero, trainer_placement
+    from tasks.registry.tracking import start_tracking
+
+    dataset = Path(cfg.dataset)
+    previous: dict[str, Any] | None = None
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        previous = yaml.safe_load((run_dir / "config.yaml").read_text())
+        run_id = previous["run_id"]
+    else:
+        run_id = cfg.run_id or new_run_id(cfg)
+        run_dir = dataset / "runs" / run_id
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    prepared = prepare_run(cfg, previous)
+    table, split, objective, scaler, dm, model = (prepared.table, prepared.split, prepared.objective, prepared.scaler,
+                                                  prepared.dm, prepared.model)  # fmt: skip
+    groups, clip, input_spec, mhash = prepared.groups, prepared.clip, prepared.input_spec, prepared.manifest_sha256
+    pretrained = prepared.pretrained
 
     config = {
         "run_id": run_id,

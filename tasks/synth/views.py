@@ -8,6 +8,7 @@ labels table has the outcome columns with ``patient_id`` instead of ``mrn``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -31,18 +32,26 @@ def write_view_dataset(
     size: int = VIEW_SIZE,
     fail_fraction: float = 0.0,
     volumes: int = 0,
+    fps: float | None = None,
+    ef: tuple[float, float] | None = None,
+    id_prefix: str = "SYN",
 ) -> pd.DataFrame:
     """Write ``root/store.zarr`` and ``root/manifest.parquet``; return the per-patient labels table.
 
     ``fail_fraction`` marks that share of videos ``qc_status="fail"``; ``volumes`` adds int16 CT volumes.
+    A site of a federation differs by ``fps`` (the views' frame rate, default ``VIEW_FPS``), ``ef`` (mean and SD
+    of its patients' ejection fraction, default the cohort's mix) and ``id_prefix`` (its own pseudonyms).
     """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(root / "store.zarr", mode="w", zarr_format=3)
     rows, labels = [], []
+    view_fps = float(fps or VIEW_FPS)
     for index in range(patients):
         p = draw_patient(rng, index)
-        pid = f"SYN{index:05d}"
+        if ef is not None:
+            p = dataclasses.replace(p, ef=round(float(np.clip(rng.normal(*ef), 15, 78)), 1))
+        pid = f"{id_prefix}{index:05d}"
         study = f"{pid}-S1"
         labels.append({"patient_id": pid, "study_date": p.study_date.isoformat(),
                        "followup_date": p.followup_date.isoformat(), "event": p.event, "ef": p.ef,
@@ -54,7 +63,7 @@ def write_view_dataset(
                 frames=frames,
                 height=size,
                 width=size,
-                fps=VIEW_FPS,
+                fps=view_fps,
                 ef=p.ef,
                 heart_rate=heart_rate,
                 phase=float(rng.random()),
@@ -66,10 +75,11 @@ def write_view_dataset(
             instance = f"{study}-V{clip + 1}"
             key = f"views/{instance}"
             group.create_array(key, data=video, chunks=(16, size, size))
-            rows.append(_row(pid, study, instance, "US", "video", key, video.shape, p, rng.random() < fail_fraction))
+            row = _row(pid, study, instance, "US", "video", key, video.shape, p, rng.random() < fail_fraction)
+            rows.append({**row, "source_fps": view_fps, "view_fps": view_fps, "spacing_t": 1.0 / view_fps})
     for k in range(volumes):
         p = draw_patient(rng, patients + k)
-        pid = f"SYN{patients + k:05d}"
+        pid = f"{id_prefix}{patients + k:05d}"
         vol = phantom.volume((16, 64, 64), "CT", rng)
         key = f"native/{pid}-CT"
         arr = group.create_array(key, data=vol, chunks=vol.shape)

@@ -1,0 +1,188 @@
+"""Science check for ``medflow federate``: three synthetic sites that differ in frame rate, ejection-fraction
+distribution and size; EF regression scored on each site's own held-out patients (MAE, EF points) for
+
+- **local**: each site trains alone on its own training patients;
+- **centralised**: one model on all sites' training patients pooled (what federation tries to match);
+- **FedAvg** and **FedProx** on NVIDIA FLARE (simulator: server + one process per site), ``rounds`` rounds of one
+  local epoch, so every arm sees each training clip ``epochs`` times;
+- the floor: predicting the pooled training mean.
+
+Same network (``cnn3d``), clip, optimiser and epochs in every arm; last-epoch weights everywhere (no model
+selection). CPU-sized defaults (minutes); writes ``bench/results/federate.json``.
+
+    python bench/federate.py [--epochs 8] [--work /tmp/medflow-federate-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from tasks.synth.views import save_labels, write_view_dataset
+
+#: name, patients, view fps, EF mean and SD: a large referral centre, a mid-size clinic, a small sick-heart unit
+SITES = [("site-1", 64, 50.0, (58.0, 9.0)), ("site-2", 32, 30.0, (45.0, 10.0)), ("site-3", 14, 20.0, (33.0, 8.0))]
+
+
+def make_sites(work: Path, seed: int) -> list[tuple[str, Path]]:
+    out = []
+    for k, (name, patients, fps, ef) in enumerate(SITES):
+        root = work / name
+        if not (root / "labels.csv").exists():
+            labels = write_view_dataset(root, patients, seed + k, frames=48, size=32, fps=fps, ef=ef,
+                                        id_prefix=f"S{k + 1}P")  # fmt: skip
+            save_labels(labels, root / "labels.csv")
+        out.append((name, root))
+    return out
+
+
+def pool(sites: list[tuple[str, Path]], work: Path) -> Path:
+    """All sites' arrays, manifests and labels in one dataset (what centralising the data would mean)."""
+    root = work / "pooled"
+    if (root / "labels.csv").exists():
+        return root
+    store = zarr.open_group(root / "store.zarr", mode="w", zarr_format=3)
+    manifests, labels = [], []
+    for _, site in sites:
+        manifest = pd.read_parquet(site / "manifest.parquet")
+        src = zarr.open_group(site / "store.zarr", mode="r")
+        for key in manifest["view_key"]:
+            store.create_array(key, data=src[key][...], chunks=src[key].chunks)
+        manifests.append(manifest)
+        labels.append(pd.read_csv(site / "labels.csv"))
+    pd.concat(manifests).to_parquet(root / "manifest.parquet", index=False)
+    save_labels(pd.concat(labels, ignore_index=True), root / "labels.csv")
+    return root
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"target_col": "ef", "backbone": "cnn3d", "frames": args.frames, "stride": 1, "size": 32,
+            "batch_size": 8, "lr": 1e-3, "num_workers": 0, "test_clips": 2, "seed": args.seed}  # fmt: skip
+
+
+def fit_and_score(cfg: Any, split: dict | None, objective_state: dict | None, epochs: int) -> tuple[pd.DataFrame, dict]:
+    """Train a prepared run for ``epochs`` (last weights); per-instance test predictions and the patient split."""
+    import pytorch_lightning as pl
+
+    from models.heads import objective_from_state
+    from models.training import prepare_run
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    objective = objective_from_state(objective_state) if objective_state else None
+    prepared = prepare_run(cfg, objective=objective, split=split)
+    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")  # fmt: skip
+    trainer.fit(prepared.model, datamodule=prepared.dm)
+    out, idx = prepared.model.predict_outputs(prepared.dm.test_dataloader())
+    rows = prepared.dm.rows("test").iloc[idx.numpy()]
+    return pd.DataFrame({"patient_id": rows["patient_id"].to_numpy(), "label": rows["target"].to_numpy(),
+                         "prediction": prepared.objective.score(out).numpy()}), prepared.split  # fmt: skip
+
+
+def mae_by_site(pred: pd.DataFrame) -> dict[str, float]:
+    site = pred["patient_id"].str.extract(r"^S(\d)P")[0].map(lambda k: f"site-{k}")
+    return {name: float((g["label"] - g["prediction"]).abs().mean()) for name, g in pred.groupby(site)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=8, help="epochs per arm (= federated rounds of 1 local epoch)")
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/medflow-federate-bench"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "federate.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("MEDFLOW_STATE_DIR", str(args.work / "state"))
+
+    from models.federated.job import run_federation
+    from models.federated.plan import FederationPlan, Site, agree_objective
+    from models.federated.site import evaluate_site, summarise_site
+    from models.training import TrainConfig
+    from tasks.locations import LocationKind, Locations
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    sites = make_sites(args.work, args.seed)
+    locations = Locations.from_settings()
+    dataset, labels = LocationKind.DATASET, LocationKind.LABELS
+    plan_sites = [Site(name, locations.register(dataset, root), locations.register(labels, root / "labels.csv"))
+                  for name, root in sites]  # fmt: skip
+    opts = options(args)
+    plan = FederationPlan("regression", plan_sites, opts, rounds=args.epochs, mu=args.mu, run_id="bench")
+    summaries = [summarise_site(plan, s, locations) for s in plan.sites]
+    plan.objective = agree_objective("regression", None, summaries)
+    results: dict[str, Any] = {"sites": {}, "arms": {}, "seconds": {}}
+    for (name, root), summary in zip(sites, summaries, strict=True):
+        labels = pd.read_csv(root / "labels.csv")
+        results["sites"][name] = {"patients": len(labels), "train_instances": summary["n"],
+                                  "fps": dict((s[0], s[2]) for s in SITES)[name],
+                                  "ef_mean": round(float(labels["ef"].mean()), 1)}  # fmt: skip
+    results["arms"]["pooled-mean floor"] = {}
+
+    t0 = time.time()
+    local: dict[str, float] = {}
+    splits = {}
+    for name, root in sites:
+        cfg = TrainConfig(str(root), str(root / "labels.csv"), "regression", **{**opts, "epochs": args.epochs})
+        pred, splits[name] = fit_and_score(cfg, None, None, args.epochs)
+        local[name] = mae_by_site(pred)[name]
+        floor = float((pred["label"] - plan.objective["mean"]).abs().mean())
+        results["arms"]["pooled-mean floor"][name] = floor
+    results["arms"]["local"] = local
+    results["seconds"]["local"] = time.time() - t0
+    print("local", local, flush=True)
+
+    t0 = time.time()
+    pooled = pool(sites, args.work)
+    union = {part: [p for n, _ in sites for p in splits[n][part]] for part in ("train", "val", "test")}
+    cfg = TrainConfig(str(pooled), str(pooled / "labels.csv"), "regression", **{**opts, "epochs": args.epochs})
+    results["arms"]["centralised"] = mae_by_site(fit_and_score(cfg, union, None, args.epochs)[0])
+    results["seconds"]["centralised"] = time.time() - t0
+    print("centralised", results["arms"]["centralised"], flush=True)
+
+    for algorithm in ("fedavg", "fedprox"):
+        t0 = time.time()
+        plan.algorithm, plan.run_id = algorithm, f"bench-{algorithm}"
+        plan.__post_init__()
+        fed = run_federation(plan, args.work / f"fed-{algorithm}")
+        scores = {}
+        for site in plan.sites:
+            _, metrics = evaluate_site(plan, site, fed.weights, locations)
+            scores[site.name] = metrics["mae"]
+        results["arms"][algorithm] = scores
+        results["rounds_" + algorithm] = fed.rounds
+        results["seconds"][algorithm] = time.time() - t0
+        print(algorithm, scores, flush=True)
+
+    results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
+                          "epochs": args.epochs, "frames": args.frames, "mu": args.mu}  # fmt: skip
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+
+
+def table(results: dict[str, Any]) -> str:
+    names = list(results["sites"])
+    lines = ["| arm | " + " | ".join(f"{n} MAE" for n in names) + " | mean |", "|" + "---|" * (len(names) + 2)]
+    for arm, scores in results["arms"].items():
+        values = [scores.get(n, float("nan")) for n in names]
+        lines.append(f"| {arm} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {np.nanmean(values):.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
