@@ -91,19 +91,21 @@ class Inbox:
         """Delete temporaries of writes that never finished (a crash); return how many."""
         return remove_stale_temporaries(self.root)
 
-    def write(self, token: str, digest: str, data: bytes | memoryview) -> int:
-        """Store one instance durably as ``<token>/<digest>.dcm``; return its size. Same digest: replaced."""
+    def write(self, token: str, digest: str, *parts: bytes | memoryview) -> int:
+        """Store one instance (``parts`` in order) durably as ``<token>/<digest>.dcm``; return its size.
+        Same digest: replaced."""
         for attempt in (1, 2):
             folder = self._ensure_study(token)
             try:
                 with atomic_output(folder / f"{digest}{SUFFIX}") as fh:  # fsyncs the file before the rename
-                    fh.write(data)
+                    for part in parts:
+                        fh.write(part)
                 break
             except FileNotFoundError:  # a finished claim removed the emptied study folder just now
                 if attempt == 2:
                     raise
         _fsync_dir(folder)  # the rename itself is durable
-        return len(data)
+        return sum(memoryview(part).nbytes for part in parts)
 
     def adopt(self, temporary: Path, token: str, digest: str) -> int:
         """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably."""

@@ -20,11 +20,12 @@ import threading
 from collections.abc import Sequence
 
 from pynetdicom import AE, _config, evt
+from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from tasks.sources.contexts import storage_contexts
-from tasks.sources.receiver import Outcome, Receiver, read_placing_fields
+from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,9 @@ class GuardedServer(ThreadedAssociationServer):
         self.server_close()
 
 
+PREAMBLE = b"\x00" * 128 + b"DICM"
+
+
 class StoreSCP:
     """A running C-STORE/C-ECHO SCP that hands each instance to a :class:`Receiver`."""
 
@@ -164,11 +168,19 @@ class StoreSCP:
         self._thread.join(timeout=10)
 
     def _on_store(self, event) -> int:
-        """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback)."""
+        """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback).
+
+        The dataset is written as received, behind a file meta header, without copying it: placed by the
+        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID."""
         try:
-            data = event.encoded_dataset(include_meta=True)
-            placement = self.receiver.place(read_placing_fields(data), str(event.request.AffectedSOPInstanceUID or ""))
-            outcome = self.receiver.store_bytes(data, placement)
+            request = event.request
+            dataset = request.DataSet  # the encoded dataset as the peer sent it (BytesIO)
+            fields = read_dataset_fields(dataset, event.context.transfer_syntax)
+            placement = self.receiver.place(
+                fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
+            )
+            with dataset.getbuffer() as body:
+                outcome = self.receiver.store_bytes((PREAMBLE, encode_file_meta(event.file_meta), body), placement)
         except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
             logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
             return 0xA700
