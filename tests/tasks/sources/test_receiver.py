@@ -79,3 +79,15 @@ def test_an_instance_is_written_from_its_parts_without_joining(tmp_path: Path) -
     written = inbox.study_dir(token) / f"{digest}.dcm"
     assert size == 1132 and written.read_bytes() == b"\0" * 128 + b"DICM" + bytes(body)
     assert [p.name for p in inbox.study_dir(token).iterdir()] == [written.name]  # no temporary left
+
+
+def test_a_study_folder_removed_by_a_claim_is_made_again(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path / "inbox")
+    token = "c" * 32
+    inbox.write(token, "1" * 40, b"DICMfirst")
+    with inbox.claim(token, "run-1") as claim:
+        assert claim is not None and [p.name for p in claim.glob("*.dcm")] == ["1" * 40 + ".dcm"]
+    assert not inbox.study_dir(token).exists()  # the finished claim removed the emptied folder
+    inbox.write(token, "2" * 40, b"DICMlate")  # the inbox still remembers the folder: the write notices and retries
+    assert (inbox.study_dir(token) / f"{'2' * 40}.dcm").read_bytes() == b"DICMlate"
+    assert not [p for p in inbox.root.rglob("*") if p.name.startswith(".medflow-tmp-")]
