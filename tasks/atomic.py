@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,11 +43,43 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            os.fdatasync(fh.fileno())  # the data and what finds it (size, blocks); mtime may lag
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_parts(path: Path, parts: Sequence[bytes | bytearray | memoryview]) -> int:
+    """Write ``parts`` one after the other to ``path`` atomically; return the size. The data is durable
+    (``fdatasync``) before the rename; make the rename durable by fsyncing the folder. ``path``'s folder must
+    exist (FileNotFoundError otherwise). A lean :func:`atomic_output` for data held in memory: gathered writes,
+    no buffered file object."""
+    tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            size = _write_all(fd, parts)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size
+
+
+def _write_all(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> int:
+    pending = [memoryview(part).cast("B") for part in parts]
+    size = sum(view.nbytes for view in pending)
+    while pending:
+        written = os.writev(fd, pending)
+        while pending and written >= pending[0].nbytes:  # drop what was written whole, keep the rest
+            written -= pending.pop(0).nbytes
+        if pending and written:
+            pending[0] = pending[0][written:]
+    return size
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

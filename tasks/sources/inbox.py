@@ -21,12 +21,13 @@ import hmac
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.atomic import atomic_output, remove_stale_temporaries
+from tasks.atomic import atomic_write_parts, remove_stale_temporaries
 from tasks.errors import ConfigError
 
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
@@ -34,6 +35,7 @@ LISTENER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as tasks.sources.con
 CLAIM_PREFIX = "claim-"
 LOCK_FILE = ".lock"
 SUFFIX = ".dcm"
+MADE_CACHE = 4096
 
 
 def study_token(key: bytes, study_instance_uid: str) -> str:
@@ -80,6 +82,8 @@ class Inbox:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._made: set[str] = set()  # study folders this inbox created (durably); a claim may remove them
+        self._made_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Inbox({self.root.name})"
@@ -91,19 +95,19 @@ class Inbox:
         """Delete temporaries of writes that never finished (a crash); return how many."""
         return remove_stale_temporaries(self.root)
 
-    def write(self, token: str, digest: str, data: bytes | memoryview) -> int:
-        """Store one instance durably as ``<token>/<digest>.dcm``; return its size. Same digest: replaced."""
+    def write(self, token: str, digest: str, *parts: bytes | memoryview) -> int:
+        """Store one instance (``parts`` in order) durably as ``<token>/<digest>.dcm``; return its size.
+        Same digest: replaced."""
         for attempt in (1, 2):
-            folder = self._ensure_study(token)
+            folder = self._ensure_study(token, known=attempt == 1)
             try:
-                with atomic_output(folder / f"{digest}{SUFFIX}") as fh:  # fsyncs the file before the rename
-                    fh.write(data)
+                size = atomic_write_parts(folder / f"{digest}{SUFFIX}", parts)  # data durable before the rename
                 break
-            except FileNotFoundError:  # a finished claim removed the emptied study folder just now
+            except FileNotFoundError:  # a finished claim removed the emptied study folder
                 if attempt == 2:
                     raise
         _fsync_dir(folder)  # the rename itself is durable
-        return len(data)
+        return size
 
     def adopt(self, temporary: Path, token: str, digest: str) -> int:
         """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably."""
@@ -114,11 +118,19 @@ class Inbox:
         _fsync_dir(temporary.parent)
         return size
 
-    def _ensure_study(self, token: str) -> Path:
+    def _ensure_study(self, token: str, known: bool = False) -> Path:
+        """The study's folder, created (and its entry fsynced) unless it exists; ``known``: trust that a
+        folder this inbox created is still there (a write into a removed one fails and retries unknown)."""
         folder = self.study_dir(token)
+        if known and token in self._made:
+            return folder
         if not folder.is_dir():
             folder.mkdir(mode=0o700, exist_ok=True)
             _fsync_dir(self.root)
+        with self._made_lock:
+            if len(self._made) >= MADE_CACHE:  # a long-running listener: forget old studies, not grow for ever
+                self._made.clear()
+            self._made.add(token)
         return folder
 
     def staged_bytes(self) -> int:

@@ -13,13 +13,18 @@ import io
 import logging
 import re
 import threading
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
-import pydicom
 from pydicom import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset, read_partial
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID
 
 from tasks.sources.inbox import Inbox, study_token
 from tasks.sources.seen import instance_digest
@@ -29,7 +34,11 @@ logger = logging.getLogger(__name__)
 
 _MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
 _PLACING = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality")
+_PLACING_TAGS: list[BaseTag | int] = [Tag(k) for k in _PLACING]
+_LAST_PLACING_TAG = max(_PLACING_TAGS)  # (0020,000D) Study Instance UID: nothing after it is needed
+_READ_ERRORS = (InvalidDicomError, OSError, ValueError, TypeError, EOFError, KeyError, AttributeError, zlib.error)
 UNKNOWN = "unknown"
+Buffer = bytes | bytearray | memoryview
 
 
 class Outcome(StrEnum):
@@ -94,8 +103,13 @@ class Receiver:
         """The keyed token of a Study Instance UID under this listener's key."""
         return study_token(self._key, study_instance_uid)
 
-    def place(self, ds: Dataset | None, sop_instance_uid: str | None = None) -> Placement | None:
-        """Token, digest and modality of an instance; None when no SOP Instance UID is known."""
+    def place(
+        self, ds: Dataset | None, sop_instance_uid: str | None = None, sop_class_uid: str | None = None
+    ) -> Placement | None:
+        """Token, digest and modality of an instance; None when no SOP Instance UID is known.
+
+        ``sop_instance_uid`` and ``sop_class_uid`` (a C-STORE request's Affected SOP Instance/Class UID) win over
+        the header's."""
         fields = {k: _text(ds, k) for k in _PLACING} if ds is not None else dict.fromkeys(_PLACING, "")
         uid = (sop_instance_uid or fields["SOPInstanceUID"]).strip()
         if not uid:
@@ -104,13 +118,15 @@ class Receiver:
             token=study_token(self._key, fields["StudyInstanceUID"]),
             digest=instance_digest(self._key, uid),
             modality=modality_code(fields["Modality"]),
-            sop_class_uid=fields["SOPClassUID"],
+            sop_class_uid=(sop_class_uid or fields["SOPClassUID"]).strip(),
             sop_instance_uid=uid,
         )
 
-    def store_bytes(self, data: bytes, placement: Placement | None) -> Outcome:
-        """Store one Part-10 instance held in memory (C-STORE)."""
-        return self._store(placement, len(data), lambda p: self.inbox.write(p.token, p.digest, data))
+    def store_bytes(self, data: Buffer | Sequence[Buffer], placement: Placement | None) -> Outcome:
+        """Store one Part-10 instance held in memory (C-STORE), whole or as consecutive parts (never joined)."""
+        parts = (data,) if isinstance(data, Buffer) else tuple(data)
+        size = sum(memoryview(part).nbytes for part in parts)
+        return self._store(placement, size, lambda p: self.inbox.write(p.token, p.digest, *parts))
 
     def store_file(self, temporary: Path, placement: Placement | None) -> Outcome:
         """Store one Part-10 instance streamed to a fsynced temporary file in the inbox (STOW-RS)."""
@@ -149,13 +165,38 @@ class Receiver:
         return outcome
 
 
+def _past_placing(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return tag > _LAST_PLACING_TAG
+
+
 def read_placing_fields(source: bytes | Path) -> Dataset | None:
-    """The header of a Part-10 instance up to the pixel data; None when it is not readable DICOM."""
+    """The placing fields of a Part-10 instance, read only up to the Study Instance UID (the header's
+    elements are in tag order, the pixel data far behind); None when it is not readable DICOM."""
     try:
-        target = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
-        return pydicom.dcmread(target, stop_before_pixels=True, specific_tags=list(_PLACING))
-    except (InvalidDicomError, OSError, ValueError, TypeError, EOFError, KeyError, AttributeError):
+        if isinstance(source, Buffer):
+            return read_partial(io.BytesIO(source), stop_when=_past_placing, specific_tags=_PLACING_TAGS)
+        with open(source, "rb") as fh:
+            return read_partial(fh, stop_when=_past_placing, specific_tags=_PLACING_TAGS)
+    except _READ_ERRORS:
         return None
+
+
+def read_dataset_fields(stream: BinaryIO, transfer_syntax: str) -> Dataset | None:
+    """The placing fields of an encoded dataset without file meta (a C-STORE request's Data Set, in
+    ``transfer_syntax``), read up to the Study Instance UID; the stream is left at its start."""
+    try:
+        syntax = UID(transfer_syntax)
+        stream.seek(0)
+        source = stream
+        if syntax.is_deflated:  # the whole dataset is deflated: inflate it first (as pydicom does)
+            source = io.BytesIO(zlib.decompress(stream.read(), -zlib.MAX_WBITS))
+        return read_dataset(
+            source, syntax.is_implicit_VR, syntax.is_little_endian, stop_when=_past_placing, specific_tags=_PLACING_TAGS
+        )
+    except _READ_ERRORS:
+        return None
+    finally:
+        stream.seek(0)
 
 
 def _text(ds: Dataset, keyword: str) -> str:

@@ -20,17 +20,21 @@ import threading
 from collections.abc import Sequence
 
 from pynetdicom import AE, _config, evt
+from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from tasks.sources.contexts import storage_contexts
-from tasks.sources.receiver import Outcome, Receiver, read_placing_fields
+from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields
 
 logger = logging.getLogger(__name__)
 
 MAX_PDU = 4 * 1024 * 1024
 """Largest P-DATA PDU we receive: a CT slice in one PDU, a cine in a few (pynetdicom's default is 16 kB)."""
 HANDSHAKE_TIMEOUT_S = 10.0
+DUL_LOOP_DELAY_S = 0.0001
+"""How long an association's DUL reactor sleeps when there is nothing to read or send (pynetdicom's
+``_run_loop_delay``, 1 ms by default): it waits that long before it reads each request and sends each response."""
 STATUS = {
     Outcome.STORED: 0x0000,
     Outcome.NOT_ROUTED: 0x0000,  # acknowledged: the routing rule says this modality is not wanted
@@ -103,6 +107,9 @@ class GuardedServer(ThreadedAssociationServer):
         self.server_close()
 
 
+PREAMBLE = b"\x00" * 128 + b"DICM"
+
+
 class StoreSCP:
     """A running C-STORE/C-ECHO SCP that hands each instance to a :class:`Receiver`."""
 
@@ -136,7 +143,11 @@ class StoreSCP:
         self.server: GuardedServer = ae.make_server(
             (bind, port),
             ssl_context=ssl_context,
-            evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_REJECTED, self._on_rejected)],
+            evt_handlers=[
+                (evt.EVT_CONN_OPEN, self._on_open),
+                (evt.EVT_C_STORE, self._on_store),
+                (evt.EVT_REJECTED, self._on_rejected),
+            ],
             server_class=GuardedServer,
             allowed=networks(allow_hosts),
             listener=listener,
@@ -163,12 +174,25 @@ class StoreSCP:
             assoc.abort()
         self._thread.join(timeout=10)
 
+    @staticmethod
+    def _on_open(event) -> None:
+        """Before the association's reactors start: poll the connection more often than pynetdicom's default."""
+        event.assoc.dul._run_loop_delay = DUL_LOOP_DELAY_S
+
     def _on_store(self, event) -> int:
-        """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback)."""
+        """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback).
+
+        The dataset is written as received, behind a file meta header, without copying it: placed by the
+        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID."""
         try:
-            data = event.encoded_dataset(include_meta=True)
-            placement = self.receiver.place(read_placing_fields(data), str(event.request.AffectedSOPInstanceUID or ""))
-            outcome = self.receiver.store_bytes(data, placement)
+            request = event.request
+            dataset = request.DataSet  # the encoded dataset as the peer sent it (BytesIO)
+            fields = read_dataset_fields(dataset, event.context.transfer_syntax)
+            placement = self.receiver.place(
+                fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
+            )
+            with dataset.getbuffer() as body:
+                outcome = self.receiver.store_bytes((PREAMBLE, encode_file_meta(event.file_meta), body), placement)
         except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
             logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
             return 0xA700

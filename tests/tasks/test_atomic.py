@@ -45,3 +45,15 @@ def test_append_jsonl_is_line_atomic_across_processes(tmp_path: Path) -> None:
     assert len(rows) == 200
     assert sorted((r["worker"], r["n"]) for r in rows) == [(i, j) for i in range(4) for j in range(50)]
     assert oct(os.stat(log).st_mode & 0o777) == "0o644"
+
+
+def test_atomic_write_parts_writes_them_in_order_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from tasks.atomic import atomic_write_parts
+
+    big = bytearray(os.urandom(3 << 20))  # several MB: writev may take it in more than one call
+    target = tmp_path / "x.dcm"
+    assert atomic_write_parts(target, [b"\0" * 128, b"DICM", memoryview(big)]) == 132 + len(big)
+    assert target.read_bytes() == b"\0" * 128 + b"DICM" + bytes(big)
+    with pytest.raises(FileNotFoundError):
+        atomic_write_parts(tmp_path / "missing" / "y.dcm", [b"data"])
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]

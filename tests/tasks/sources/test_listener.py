@@ -17,6 +17,7 @@ import httpx
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
@@ -24,6 +25,7 @@ from tasks.sources import SourceConfig, SourceKind, TlsConfig
 from tasks.sources.inbox import study_token
 from tasks.sources.listener import Listener
 from tasks.sources.receiver import Outcome
+from tasks.sources.scp import DUL_LOOP_DELAY_S
 from tasks.sources.seen import instance_digest
 from tests.tasks.sources.instances import ct_series, new_study, phi_values
 from tests.tasks.sources.orthanc import free_port
@@ -119,6 +121,35 @@ def test_storescu_sends_a_folder(start, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     _wait(lambda: len(reports) == 1)
     assert reports[0].instances == len(paths) and listener.receiver.counts[Outcome.STORED] == len(paths)
+
+
+def _dataset_bytes(path: Path) -> tuple[bytes, str]:
+    """The encoded dataset behind a file's meta information, and its transfer syntax."""
+    with path.open("rb") as fh:
+        read_preamble(fh, False)
+        meta = _read_file_meta_info(fh)
+        return fh.read(), str(meta.TransferSyntaxUID)
+
+
+def test_staged_files_hold_the_dataset_as_sent_and_the_reactor_polls_fast(start, tmp_path: Path) -> None:
+    listener, _ = start()
+    paths = ct_series(tmp_path / "in", 3)
+    assoc = _associate(listener.dimse_port)
+    try:
+        assert assoc.is_established
+        (served,) = listener.scp.ae.active_associations
+        assert served.dul._run_loop_delay == DUL_LOOP_DELAY_S
+        for path in paths:
+            assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0x0000
+    finally:
+        assoc.release()
+    staged = sorted(listener.inbox.root.rglob("*.dcm"))
+    assert len(staged) == len(paths)
+    sent = {pydicom.dcmread(p).SOPInstanceUID: p for p in paths}
+    for path in staged:
+        ds = pydicom.dcmread(path)
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert _dataset_bytes(path) == _dataset_bytes(sent[ds.SOPInstanceUID])  # byte for byte, same syntax
 
 
 def test_unlisted_ae_titles_and_hosts_are_refused_without_naming_them(start, caplog: pytest.LogCaptureFixture) -> None:
