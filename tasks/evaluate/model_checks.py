@@ -15,7 +15,7 @@ from tasks.evaluate.occlusion import batched_scores, occlusion_passes, occlusion
 from tasks.evaluate.options import EvaluationOptions
 from tasks.evaluate.progress import NO_PROGRESS, ProgressSink
 from tasks.evaluate.report import Section
-from tasks.evaluate.saliency import SANITY_STAGES, sanity_check
+from tasks.evaluate.saliency import SANITY_STAGES, sanity_check, sanity_stages
 from tasks.evaluate.uncertainty import ood_auroc
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,13 @@ def out_of_distribution_clips(clips: Tensor, seed: int = 0) -> dict[str, Tensor]
     }
 
 
-def check_passes(clips: int, options: EvaluationOptions, saliency_clips: int, ood: bool) -> int:
+def check_passes(
+    clips: int, options: EvaluationOptions, saliency_clips: int, ood: bool, stages: int = SANITY_STAGES
+) -> int:
     """Clip passes of ``check_model`` (occlusion, integrated gradients of the trained model and of each
     randomisation stage, 4 × uncertainty for OOD)."""
     passes = occlusion_passes(clips, options.occlusion_grid, options.occlusion_segments)
-    passes += (1 + SANITY_STAGES) * saliency_clips * options.saliency_steps
+    passes += (1 + stages) * saliency_clips * options.saliency_steps
     return passes + (4 * clips if ood else 0)
 
 
@@ -90,7 +92,8 @@ def check_model(
     metrics: dict[str, object] = {"model_check_clips": len(clips), "model_check_batch": batch}
     sections: list[Section] = []
     saliency_clips = min(options.saliency_clips, len(clips))
-    total = check_passes(len(clips), options, saliency_clips, adapter.uncertainty is not None)
+    stages = sanity_stages(adapter.model)
+    total = check_passes(len(clips), options, saliency_clips, adapter.uncertainty is not None, stages)
     progress.start(f"model checks on {len(clips)} clips", total)
     with torch.no_grad():
         occ = occlusion_test(adapter.scores, clips, options.occlusion_grid, options.occlusion_segments, batch,

@@ -159,6 +159,11 @@ def sanity_check(
     return SanityResult(trained, randomised, rho, ssim, threshold, tuple(cascade))
 
 
+def sanity_stages(model: nn.Module, stages: int = SANITY_STAGES) -> int:
+    """How many randomisation stages :func:`sanity_check` runs on ``model`` (fewer for shallow models)."""
+    return len(_groups(layers_top_down(model), stages))
+
+
 def _groups(layers: list, stages: int) -> list[list]:
     """``layers`` cut into at most ``stages`` contiguous, non-empty groups (in order)."""
     n = max(1, min(stages, len(layers)))

@@ -192,6 +192,7 @@ class CountingSink:
 
 def test_model_checks_stay_within_their_clip_bound_and_batch_size(trained):
     from tasks.evaluate.model_checks import check_passes
+    from tasks.evaluate.saliency import sanity_stages
 
     seen: list[int] = []  # a closure, not an attribute: the randomised deep copy reports here too
 
@@ -215,6 +216,7 @@ def test_model_checks_stay_within_their_clip_bound_and_batch_size(trained):
     result = check_model(adapter, make_clips(5, seed=5)[0], options, progress=sink)
     assert result.metrics["model_check_clips"] == 5 and result.metrics["model_check_batch"] == 2
     assert seen and max(seen) <= 2  # occlusion, integrated-gradient steps and OOD: never more than a batch
-    assert sink.total == check_passes(5, options, 2, ood=True) == sink.done == sum(seen)
+    stages = sanity_stages(trained)
+    assert sink.total == check_passes(5, options, 2, ood=True, stages=stages) == sink.done == sum(seen)
     with pytest.raises(ValueError, match="bound is 5"):
         check_model(adapter, make_clips(6, seed=5)[0], options)
