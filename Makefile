@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.installed
 # pins pydantic<2.13, which Prefect's stack has moved past).
 VALIDATORS := .venv-validators
 VSTAMP     := $(VALIDATORS)/.installed
+# Test files run on two worker processes (a file's tests stay together, so module fixtures are built once);
+# many tests wait on servers and subprocesses, so two workers pay off even on two cores.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench dashboard clean python system-deps validators
 
@@ -40,7 +43,7 @@ demo: $(STAMP)
 
 test: system-deps $(STAMP) $(VSTAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
