@@ -93,6 +93,8 @@ def run_federation(plan: FederationPlan, workdir: Path, on_round: Callable[[dict
     workdir.mkdir(parents=True, exist_ok=True)
     plan.save(workdir)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT), os.environ.get("PYTHONPATH")]))}
+    # every site runs on this machine: share its cores instead of each site's torch taking all of them
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // len(plan.sites))))
     workspace = workdir / "workspace" / JOB_NAME
     seen: list[dict[str, Any]] = []
     with (workdir / LOG_FILE).open("ab") as log:
