@@ -65,14 +65,12 @@ def federated_training(plan: FederationPlan) -> list[dict[str, Any]]:
 @task(name="site-evaluation", persist_result=False, cache_policy=None)
 def site_evaluation(plan: FederationPlan, site: str) -> dict[str, Any]:
     """At the site: the global model on its held-out test patients; its run directory becomes a ``run-…`` handle."""
-    from models.checkpoints import load_checkpoint
-    from models.federated.job import GLOBAL_MODEL, JOB_NAME
+    from models.federated.job import global_weights
     from models.federated.site import evaluate_site
 
     locations = Locations.from_settings()
-    workspace = locations.state_dir / "federate" / plan.run_id / "workspace" / JOB_NAME
-    saved = load_checkpoint(next(workspace.rglob(GLOBAL_MODEL)))
-    run_dir, metrics = evaluate_site(plan, plan.site(site), saved.get("model", saved), locations)
+    weights = global_weights(locations.state_dir / "federate" / plan.run_id)
+    run_dir, metrics = evaluate_site(plan, plan.site(site), weights, locations)
     return {"run_dir": locations.register(LocationKind.RUN, run_dir), "metrics": metrics}
 
 

@@ -87,12 +87,12 @@ def run_job(workdir: Path) -> None:
 def run_federation(plan: FederationPlan, workdir: Path, on_round: Callable[[dict[str, Any]], None] | None = None,
                    timeout: float = 3600.0) -> FederationResult:  # fmt: skip
     """Run ``plan`` in the simulator under ``workdir``; call ``on_round`` with each round's record as it lands."""
-    from models.checkpoints import load_checkpoint
-
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     plan.save(workdir)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT), os.environ.get("PYTHONPATH")]))}
+    # every site runs on this machine: share its cores instead of each site's torch taking all of them
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // len(plan.sites))))
     workspace = workdir / "workspace" / JOB_NAME
     seen: list[dict[str, Any]] = []
     with (workdir / LOG_FILE).open("ab") as log:
@@ -115,15 +115,23 @@ def run_federation(plan: FederationPlan, workdir: Path, on_round: Callable[[dict
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    models = sorted(workspace.rglob(GLOBAL_MODEL))
-    if child.returncode != 0 or not models or len(seen) < plan.rounds:
+    if child.returncode != 0 or len(seen) < plan.rounds:
         raise FederationFailed(
             f"the federation ended with exit code {child.returncode} after {len(seen)} of {plan.rounds} rounds; "
             f"see {LOG_FILE} in its work folder"
         )
-    saved = load_checkpoint(models[0])
-    weights = saved.get("model", saved) if isinstance(saved, dict) else saved
-    return FederationResult(seen, weights, workspace)
+    return FederationResult(seen, global_weights(workdir), workspace)
+
+
+def global_weights(workdir: Path) -> dict[str, Any]:
+    """The final global state dict the server saved under ``workdir`` (read with ``weights_only``)."""
+    from models.checkpoints import load_checkpoint
+
+    found = sorted((Path(workdir) / "workspace" / JOB_NAME).rglob(GLOBAL_MODEL))
+    if not found:
+        raise FederationFailed(f"the federation left no global model; see {LOG_FILE} in its work folder")
+    saved = load_checkpoint(found[0])
+    return saved.get("model", saved) if isinstance(saved, dict) else saved
 
 
 def _new_rounds(workspace: Path, known: int) -> list[dict[str, Any]]:

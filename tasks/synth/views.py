@@ -40,7 +40,8 @@ def write_view_dataset(
 
     ``fail_fraction`` marks that share of videos ``qc_status="fail"``; ``volumes`` adds int16 CT volumes.
     A site of a federation differs by ``fps`` (the views' frame rate, default ``VIEW_FPS``), ``ef`` (mean and SD
-    of its patients' ejection fraction, default the cohort's mix) and ``id_prefix`` (its own pseudonyms).
+    of its patients' ejection fraction, default the cohort's mix: it sets the label and the phantom's motion; the
+    simulated outcome keeps the cohort's draw) and ``id_prefix`` (its own pseudonyms).
     """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
