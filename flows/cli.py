@@ -14,8 +14,10 @@ from flows.commands import (
     deid_table,
     demo,
     evaluate,
+    export,
     ingest,
     keygen,
+    labels,
     listen,
     pretrain,
     serve,
@@ -37,8 +39,10 @@ app.command("deid")(deid.command)
 app.command("deid-table")(deid_table.command)
 app.command("demo")(demo.command)
 app.command("evaluate")(evaluate.command)
+app.command("export")(export.command)
 app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
+app.add_typer(labels.app, name="labels")
 app.command("listen")(listen.command)
 app.command("pretrain")(pretrain.command)
 app.command("serve")(serve.command)
