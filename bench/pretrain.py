@@ -110,6 +110,8 @@ def main() -> None:
         shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k.startswith("val_"))
         print(f"pretrained {variant} in {time.time() - t0:.0f} s{' (reused)' if done else ''}: {shown}", flush=True)
 
+    out = Path(__file__).parent / "results" / f"pretrain-{args.backbone}.json"
+    out.parent.mkdir(exist_ok=True)
     common = dict(dataset=str(dataset), labels=str(dataset / "labels.csv"), task="regression", target_col="ef",
                   backbone=args.backbone, frames=args.frames, stride=args.stride, size=size, epochs=args.epochs,
                   batch_size=args.batch_size, num_workers=args.workers, test_clips=4, patience=args.epochs,
@@ -121,9 +123,10 @@ def main() -> None:
                 t0 = time.time()
                 r = train_model(TrainConfig(**common, weights=path, seed=seed, label_fraction=fraction))
                 scores.append(r.metrics["training"]["r2"])
+                results["r2"].setdefault(str(fraction), {})[name] = scores
+                out.write_text(json.dumps(results, indent=2))  # after every run: a stopped bench keeps its figures
                 print(f"labels {fraction:>5.0%} {name:>24} seed {seed}: R² {scores[-1]:.3f} "
                       f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
-            results["r2"].setdefault(str(fraction), {})[name] = scores
     print("\ntest R² of EF regression (mean ± sd over seeds", seeds, ")")
     print(f"{'labels':>7} " + " ".join(f"{n:>24}" for n in weights))
     for fraction in fractions:
@@ -133,8 +136,6 @@ def main() -> None:
             diffs = [p - s for p, s in zip(row[name], row["scratch"], strict=True)]
             wins = sum(d > 0 for d in diffs)
             print(f"        {name}: paired R² gain {_summary(diffs)}, better in {wins}/{len(diffs)} seeds")
-    out = Path(__file__).parent / "results" / f"pretrain-{args.backbone}.json"
-    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"-> {out}")
 

@@ -14,9 +14,11 @@ from flows.commands import (
     deid_table,
     demo,
     evaluate,
+    export,
     federate,
     ingest,
     keygen,
+    labels,
     listen,
     pretrain,
     serve,
@@ -38,9 +40,11 @@ app.command("deid")(deid.command)
 app.command("deid-table")(deid_table.command)
 app.command("demo")(demo.command)
 app.command("evaluate")(evaluate.command)
+app.command("export")(export.command)
 app.command("federate")(federate.command)
 app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
+app.add_typer(labels.app, name="labels")
 app.command("listen")(listen.command)
 app.command("pretrain")(pretrain.command)
 app.command("serve")(serve.command)

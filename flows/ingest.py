@@ -271,6 +271,7 @@ def ingest(
     audit_ocr: bool = False,
     ocr_every_frame: bool | None = None,
     ocr_engine: str | None = None,
+    keep_deid: bool = False,
 ) -> dict:
     """Turn the DICOM of source ``source`` into the de-identified, checked dataset ``dataset``.
 
@@ -292,6 +293,7 @@ def ingest(
             view_size=view_size,
             qc=QcRules(max_failure_share=max_failure_share),
             file_timeout_s=load_settings().file_timeout_s,  # MEDFLOW_FILE_TIMEOUT_S
+            keep_deid=keep_deid,
         )
         ocr = {"ocr_every_frame": ocr_every_frame, "ocr_engine": ocr_engine}
         _, dataset_dir, key_path = resolve_places(source, dataset, key_file)  # fails on an unknown or missing source

@@ -61,6 +61,9 @@ def command(
     ] = False,
     ocr_every_frame: OcrEveryFrame = False,
     ocr_engine: OcrEngine = None,
+    keep_deid: Annotated[
+        bool, typer.Option("--keep-deid", help="Also keep the de-identified DICOM under DATASET/deid/ (for export).")
+    ] = False,
 ) -> None:
     """De-identify, normalise, store and check every file under SOURCE into the dataset at --dataset."""
     from rich.console import Console
@@ -113,6 +116,7 @@ def command(
                 audit_ocr=audit_ocr,
                 ocr_every_frame=ocr_every_frame or None,  # unset: MEDFLOW_OCR_EVERY_FRAME decides
                 ocr_engine=ocr_engine,
+                keep_deid=keep_deid,
             )
     except MedflowError as error:
         stop.set()

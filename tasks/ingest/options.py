@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from tasks.qc.rules import QcRules
 
+DEID_DIR = "deid"  # DATASET/deid/<patient>/<study>/<series>/<instance>.dcm with --keep-deid
+
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -17,3 +19,4 @@ class IngestOptions:
     batch_files: int = 200
     file_timeout_s: float | None = 600.0  # per input, enforced by the worker pool (MEDFLOW_FILE_TIMEOUT_S)
     qc: QcRules = field(default_factory=QcRules)
+    keep_deid: bool = False  # also keep each de-identified instance as DICOM under DATASET/deid/ (for export)

@@ -21,7 +21,7 @@ from tasks.errors import InputError, MedflowError, QuarantineReason
 from tasks.ingest.discover import VOLUME_MODALITIES
 from tasks.ingest.ledger import Status, record_input
 from tasks.ingest.nodes import Ids, Node, video_node, volume_node
-from tasks.ingest.options import IngestOptions
+from tasks.ingest.options import DEID_DIR, IngestOptions
 from tasks.normalize.pixels import decode, frames_first
 from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced, slices_from_volume
 from tasks.quarantine import QuarantineRecord, quarantine
@@ -166,6 +166,10 @@ class BatchProcessor:
                     self._record(index, source_id, Status.SKIPPED, f"{key}/0")
                     continue
                 result = deidentify_instance(ds, self.ctx)
+                if self.options.keep_deid:  # before the pixels are read: the file is what ``medflow deid`` writes
+                    from tasks.deid.folder import write_instance
+
+                    write_instance(result, self.dataset / DEID_DIR / result.relpath)
                 ids = Ids(result.patient_id, result.study_id, result.series_id, result.instance_id)
                 pixels = _pixels(result)
                 if what == "slice":

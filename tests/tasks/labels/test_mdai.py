@@ -163,3 +163,30 @@ def test_import_joins_through_the_pseudonyms_and_writes_valid_ome_labels(ingeste
     original.write_text(json.dumps({"datasets": [{"annotations": rows[:3]}], "labelGroups": _labels()}))
     with pytest.raises(ConfigError, match=r"no row of the MD\.ai export matches"):
         import_mdai(original, dataset, Pseudonymizer(DeidKey(b"w" * 32)))
+
+
+@pytest.mark.slow
+def test_the_import_mdai_flow_takes_location_names_and_returns_counts(
+    prefect_server: str, ingested: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.labels import import_mdai_labels
+    from tasks.locations import LocationKind, Locations, register_location
+
+    source, dataset = ingested
+    state = tmp_path / "state"
+    monkeypatch.setenv("MEDFLOW_STATE_DIR", str(state))
+    monkeypatch.delenv("MEDFLOW_DEID_KEY", raising=False)
+    key = tmp_path / "deid.key"
+    key.write_text(KEY.secret.hex())
+    key.chmod(0o600)
+    first = _originals(source)[0]
+    rows = [{"StudyInstanceUID": str(first.StudyInstanceUID), "labelId": "L_a4c"}, {"StudyInstanceUID": "9.9"}]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"datasets": [{"annotations": rows}], "labelGroups": _labels()}))
+    summary = import_mdai_labels(register_location(state, LocationKind.LABELS, export),
+                                 register_location(state, LocationKind.DATASET, dataset),
+                                 register_location(state, LocationKind.KEY, key))  # fmt: skip
+    assert summary["accepted"] == 1 and summary["refused"] == {"unknown-label": 1} and summary["keyed"]
+    assert summary["labels"].startswith("labels-")
+    table = read_labels(Locations(state, {}).path(LocationKind.LABELS, summary["labels"]))
+    assert table["view"].tolist() == ["A4C"]
