@@ -207,7 +207,7 @@ def clean_frames(
         "margin_px": int(margin),
         "layout": state,
     }
-    return MaskOutcome(mask, text_mask, region, report, layout=[tuple(b) for b in found + verify_boxes])
+    return MaskOutcome(mask, text_mask, region, report, layout=[tuple(int(c) for c in b) for b in found + verify_boxes])
 
 
 LAYOUT_NEW = 2

@@ -111,7 +111,11 @@ class LayoutCache:
         except (OSError, ValueError):
             stored = {}
         with self._lock:
-            mine = {k: {"boxes": [list(b) for b in v.boxes]} for k, v in self._layouts.items() if k in self._persisted}
+            mine = {
+                k: {"boxes": [[int(c) for c in b] for b in v.boxes]}
+                for k, v in self._layouts.items()
+                if k in self._persisted
+            }
         stored.update(mine)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
