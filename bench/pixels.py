@@ -8,6 +8,12 @@ on the hand-labelled boxes of the file (``tests/data/pixels/real_labels.json``).
 One CPU core, as in the issue: ``taskset -c 0 python bench/pixels.py --threads 1`` (``--pin`` does the same
 from inside). On a GPU machine: ``python bench/pixels.py --device cuda`` also reports cines per second.
 Writes ``bench/results/pixels-<device>-<engine>.json``.
+
+``--study 20`` adds an echo study of 20 cines (copies of the real cine with distinct UIDs, one device): seconds
+for the first cine and per additional cine with layout reuse (``tasks.pixels.layout``), beside today's per-cine
+path (no reuse). ``--ct-slices 200`` adds a CT series built from a real slice (shifted per slice, as anatomy
+moves) with a name burned into every tenth slice: milliseconds per slice for the text check and masking, and the
+share of burned-in glyph pixels changed in the written slices; ``--mr-slices`` the same for an MR series.
 """
 
 from __future__ import annotations
@@ -39,16 +45,111 @@ def clean_once(options, path: str) -> tuple[float, dict, object]:
     return time.perf_counter() - tic, result.report, ds
 
 
-def recall_of(report: dict, ds, labels: list[tuple[int, int, int, int]]) -> float:
-    from tasks.pixels.boxes import paint
-    from tasks.pixels.metrics import recalled
-    from tasks.pixels.region import regions_from_header
+def study(options, cines: int) -> dict:
+    """Seconds for the first and each additional cine of a one-device study, with and without layout reuse."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
 
-    shape = (int(ds.Rows), int(ds.Columns))
-    region = regions_from_header(ds, shape)
-    mask = np.zeros(shape, bool) if region is None else ~region
-    paint(mask, [tuple(b) for b in report["boxes"]])
-    return float(np.mean(recalled(mask, labels)))
+    from tasks.pixels import clean_pixels
+    from tasks.pixels.layout import LayoutCache
+
+    path = get_testdata_file(FILE)
+    labels = [tuple(lab["box"]) for lab in _labels(FILE)]
+    out: dict = {}
+    for mode in ("reuse", "per-cine"):
+        cache = LayoutCache() if mode == "reuse" else None
+        seconds, recalls, states = [], [], []
+        study_uid = generate_uid()
+        for _ in range(cines):
+            ds = pydicom.dcmread(path)
+            before = ds.pixel_array[0]
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, generate_uid(), generate_uid()
+            tic = time.perf_counter()
+            report = clean_pixels(ds, options, cache).report
+            seconds.append(time.perf_counter() - tic)
+            recalls.append(written_recall(ds, before, labels))
+            states.append(report["layout"])
+        extra = seconds[1:] or seconds
+        out[mode] = {
+            "first_cine_s": round(seconds[0], 3),
+            "per_additional_cine_s": round(float(np.median(extra)), 3),
+            "recall_min": min(recalls),
+            "layouts": {s: states.count(s) for s in set(states)},
+        }
+        extra_s = out[mode]["per_additional_cine_s"]
+        print(
+            f"study {mode:9s} first {seconds[0]:.2f} s, per additional cine {extra_s:.2f} s, recall {min(recalls):.3f}"
+        )
+    return out
+
+
+def written_recall(ds, before: np.ndarray, labels: list) -> float:
+    """Recall on the written pixels: the cleaned dataset saved, re-read, compared with the input frame."""
+    import io
+
+    import pydicom
+
+    from tasks.pixels.metrics import removed_in_pixels
+
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    buf.seek(0)
+    return float(np.mean(removed_in_pixels(before, pydicom.dcmread(buf).pixel_array[0], labels)))
+
+
+def series(options, name: str, slices: int, every: int = 10) -> dict:
+    """Milliseconds per slice of the text check and masking on a series of ``slices`` shifted copies of a real
+    slice, a name burned into every ``every``-th; glyph pixels changed in the written slices."""
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    from tasks.pixels import clean_or_check
+    from tasks.pixels.synthetic import burn_in
+
+    series_uid = generate_uid()
+    base = pydicom.dcmread(get_testdata_file(name))
+    original = base.pixel_array.copy()
+    seconds, glyphs, masked = [], [], 0
+    for k in range(slices):
+        ds = pydicom.dcmread(get_testdata_file(name))
+        shift = int(6 * np.sin(k / 9))
+        ds.PixelData = np.roll(original, (shift, -shift), axis=(0, 1)).tobytes()
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series_uid, generate_uid()
+        ink = burn_in(ds, f"DOE^JOHN {k:04d}", (30, 40), 0.5) if k % every == 0 else None
+        before = ds.pixel_array.copy()
+        tic = time.perf_counter()
+        result = clean_or_check(ds, "auto", options)
+        seconds.append(time.perf_counter() - tic)
+        if result is not None:
+            masked += 1
+        if ink is not None:
+            buf = io.BytesIO()
+            ds.save_as(buf, enforce_file_format=True)
+            buf.seek(0)
+            glyphs.append(float((pydicom.dcmread(buf).pixel_array != before)[ink].mean()))
+    out = {
+        "file": name,
+        "slices": slices,
+        "burned_slices": len(glyphs),
+        "ms_per_slice": round(1000 * float(np.mean(seconds)), 1),
+        "first_slice_ms": round(1000 * seconds[0], 1),
+        "ms_per_later_slice": round(1000 * float(np.mean(seconds[1:] or seconds)), 1),
+        "series_s": round(float(np.sum(seconds)), 2),
+        "slices_masked": masked,
+        "glyph_pixels_changed_min": min(glyphs) if glyphs else None,
+    }
+    print(f"series {name}: {out['ms_per_slice']} ms/slice ({slices} slices, first {out['first_slice_ms']} ms), "
+          f"glyph pixels changed >= {out['glyph_pixels_changed_min']}")  # fmt: skip
+    return out
+
+
+def _labels(name: str) -> list[dict]:
+    return json.loads((ROOT / "tests/data/pixels/real_labels.json").read_text())["files"][name]["labels"]
 
 
 def main() -> None:
@@ -61,6 +162,9 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="pin this process to the first allowed CPU")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the composite pipeline")
     parser.add_argument("--skip-every-frame", action="store_true")
+    parser.add_argument("--study", type=int, default=0, help="cines in a one-device echo study (0: skip)")
+    parser.add_argument("--ct-slices", type=int, default=0, help="slices in the CT series (0: skip)")
+    parser.add_argument("--mr-slices", type=int, default=0, help="slices in the MR series (0: skip)")
     args = parser.parse_args()
 
     if args.pin:
@@ -75,6 +179,9 @@ def main() -> None:
     path = get_testdata_file(FILE)
     labels_all = json.loads((ROOT / "tests/data/pixels/real_labels.json").read_text())["files"][FILE]["labels"]
     labels = [tuple(lab["box"]) for lab in labels_all]
+    import pydicom
+
+    first_frame = pydicom.dcmread(path).pixel_array[0]  # recall is judged on the written pixels against it
     extra = {"precision": args.precision} | ({} if args.canvas is None else {"canvas_size": args.canvas})
     options = PixelOptions(device=args.device, ocr_engine=args.engine, **extra)
     tic = time.perf_counter()
@@ -102,7 +209,7 @@ def main() -> None:
         "composite": {
             "seconds_per_cine": round(float(np.median(seconds)), 3),
             "runs": [round(s, 3) for s in seconds],
-            "recall": recall_of(report, ds, labels),
+            "recall": written_recall(ds, first_frame, labels),
             "boxes": len(report["boxes"]),
             "verify_passes": report["verify_passes"],
             "clean_s": report["clean_s"],
@@ -119,7 +226,7 @@ def main() -> None:
         sec, rep, ds_every = clean_once(every, path)
         result["every_frame"] = {
             "seconds_per_cine": round(sec, 3),
-            "recall": recall_of(rep, ds_every, labels),
+            "recall": written_recall(ds_every, first_frame, labels),
             "boxes": len(rep["boxes"]),
         }
         result["speedup"] = round(sec / result["composite"]["seconds_per_cine"], 1)
@@ -127,6 +234,12 @@ def main() -> None:
             f"every-frame {sec:.2f} s/cine  recall {result['every_frame']['recall']:.3f}"
             f"  -> composite is {result['speedup']}x faster"
         )
+    if args.study:
+        result["study"] = study(options, args.study)
+    if args.ct_slices:
+        result["ct_series"] = series(options, "693_UNCR.dcm", args.ct_slices)
+    if args.mr_slices:
+        result["mr_series"] = series(options, "MR-SIEMENS-DICOM-WithOverlays.dcm", args.mr_slices)
     out = ROOT / "bench" / "results" / f"pixels-{args.device}-{args.engine}-{result['precision']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

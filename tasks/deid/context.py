@@ -67,6 +67,15 @@ class DeidContext:
             text_tags=identifying_text_tags(rules),
         )
 
+    def with_layout_file(self, path: object) -> DeidContext:
+        """This context with pixel text layouts persisted in ``path`` (a dataset's or output's layout file)."""
+        if self.pixel_options is None or not hasattr(self.pixel_options, "layout_file"):
+            return self
+        import dataclasses
+
+        pixel_options = dataclasses.replace(self.pixel_options, layout_file=str(path))
+        return dataclasses.replace(self, pixel_options=pixel_options)
+
     def __reduce__(self):  # rebuild the compiled rules in the worker instead of pickling ~5,000 entries
         return (
             _rebuild,

@@ -210,6 +210,7 @@ def deidentify_folder(
         log.info("removed %d temporaries of an interrupted run", stale)
     started = time.perf_counter()
     summary = RunSummary(output=str(output))
+    ctx = ctx.with_layout_file(output / "pixel-layouts.json")  # tasks.pixels.layout.LAYOUT_FILE: next run warm
     done = finished_sources(output)
     pending: list[tuple[str, str]] = []
     for path in discover(source, exclude=output if output.is_relative_to(source) else None):

@@ -152,10 +152,10 @@ def deidentify_instance(ds: Dataset, ctx: DeidContext) -> DeidentifiedInstance:
     pixels = None
     pixel_report = None
     if ctx.clean_pixels is not CleanPixelsMode.OFF:
-        from tasks.pixels import clean_pixels, needs_cleaning  # imported lazily: heavy (OCR) and optional
+        from tasks.pixels import clean_or_check  # imported lazily: heavy (OCR) and optional
 
-        if needs_cleaning(ds, ctx.clean_pixels):
-            result = clean_pixels(ds, ctx.pixel_options)
+        result = clean_or_check(ds, ctx.clean_pixels, ctx.pixel_options)
+        if result is not None:
             pixels, pixel_report = result.pixels, result.report
     codes = mark(ds, ctx.options, pixels_cleaned=pixel_report is not None)
 

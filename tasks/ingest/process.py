@@ -24,6 +24,7 @@ from tasks.ingest.nodes import Ids, Node, video_node, volume_node
 from tasks.ingest.options import DEID_DIR, IngestOptions
 from tasks.normalize.pixels import decode, frames_first
 from tasks.normalize.volume import Slice, assemble_volume, slice_from_dataset, slices_from_enhanced, slices_from_volume
+from tasks.pixels.policy import SECONDARY_CAPTURE_PREFIX
 from tasks.quarantine import QuarantineRecord, quarantine
 from tasks.store.zarr_store import node_attrs, node_exists, read_node, write_node
 from tasks.workers import LocalProgress, Progress
@@ -82,9 +83,16 @@ def classify(ds: Dataset) -> str:
             step="ingest",
         )
     frames = int(ds.get("NumberOfFrames") or 1) if str(ds.get("NumberOfFrames", "1")).strip().isdigit() else 1
-    if modality in VOLUME_MODALITIES:
+    if modality in VOLUME_MODALITIES and is_cross_sectional(ds):
         return "volume" if frames > 1 else "slice"
     return "frames"
+
+
+def is_cross_sectional(ds: Dataset) -> bool:
+    """A grayscale image of a cross-sectional SOP class: a secondary capture (a screenshot, a report page) or a
+    colour image labelled CT/MR/PT is stored as frames, not assembled into a volume it cannot belong to."""
+    sop_class = str(ds.get("SOPClassUID", ""))
+    return int(ds.get("SamplesPerPixel") or 1) == 1 and not sop_class.startswith(SECONDARY_CAPTURE_PREFIX)
 
 
 def _cleaning(result: Any) -> dict[str, Any]:
@@ -119,7 +127,10 @@ class BatchProcessor:
     def __init__(
         self, dataset: Path, ctx: DeidContext, options: IngestOptions, run_id: str, progress: Progress | None = None
     ):
-        self.dataset, self.ctx, self.options, self.run_id = Path(dataset), ctx, options, run_id
+        from tasks.pixels.layout import LAYOUT_FILE
+
+        self.dataset, self.options, self.run_id = Path(dataset), options, run_id
+        self.ctx = ctx.with_layout_file(self.dataset / LAYOUT_FILE)  # the next run starts with known layouts
         self.progress = progress if progress is not None else LocalProgress()
         self._arrays = 0  # arrays published since the last recorded input
         self._stored_slices: dict[str, set[str]] = {}  # series key -> instances its stored volume holds

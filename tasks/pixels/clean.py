@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -25,6 +25,7 @@ from tasks.pixels.codec import DecodedPixels, decode, mark_lossy_history, write_
 from tasks.pixels.composite import MEDIAN_FRAMES, max_image, median_image, sample_indices
 from tasks.pixels.detector import Box, TextDetector, get_detector
 from tasks.pixels.imaging import fill_value, gray8, rgb8, to_rgb
+from tasks.pixels.layout import Layout, LayoutCache, device_key
 from tasks.pixels.options import PixelCleaningResult, PixelOptions
 from tasks.pixels.refine import refine
 from tasks.pixels.region import ScanRegion, scan_region
@@ -49,20 +50,43 @@ COVERED = 0.9
 """A box re-detected during verification counts as new text unless this share of it is already masked."""
 
 
-def clean_pixels(ds: Dataset, options: PixelOptions) -> PixelCleaningResult:
+def clean_pixels(ds: Dataset, options: PixelOptions, layouts: LayoutCache | None = None) -> PixelCleaningResult:
     """Decode, blank outside the scan region, mask text, verify and re-encode ``ds`` in place.
 
-    Raises PixelError (PIXELS_UNDECODABLE, TOO_LARGE, TEXT_PERSISTS, ENCODE_FAILED); ``ds`` must then not be
-    released.
+    With ``layouts``, the text layout of this device (``tasks.pixels.layout.device_key``) is reused when it still
+    holds, and recorded after full detection. Raises PixelError (PIXELS_UNDECODABLE, TOO_LARGE, TEXT_PERSISTS,
+    ENCODE_FAILED); ``ds`` must then not be released.
     """
     started = time.perf_counter()
     pixels = decode(ds, max_bytes=options.max_pixel_bytes)
+    detector = get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
+    key = device_key(ds) if layouts is not None and not options.ocr_every_frame else None
+    known = layouts.get(key) if key is not None else None
+    masked = clean_frames(pixels, ds, detector, options, None if known is None else known.boxes)
+    outcome = masked.report
+    if key is not None and outcome["layout"] != "reused":
+        layouts.put(key, Layout(boxes=masked.layout), persist=True)
+    result = finish(ds, pixels, detector, outcome, started)
+    log.info(
+        "pixels cleaned: %d frames, region %s, layout %s, %d boxes, %d verify boxes, %.2fs",
+        outcome["frames"],
+        outcome["region_method"],
+        outcome["layout"],
+        len(outcome["boxes"]),
+        outcome["verify_boxes"],
+        time.perf_counter() - started,
+    )
+    return result
+
+
+def finish(
+    ds: Dataset, pixels: DecodedPixels, detector: TextDetector, outcome: dict[str, Any], started: float
+) -> PixelCleaningResult:
+    """Write the masked ``pixels`` back into ``ds`` (BurnedInAnnotation NO, overlays and icon removed, lossy
+    history kept) and complete the report ``outcome`` in place."""
     source_pi = str(ds.get("PhotometricInterpretation", ""))
     source_ts = str(pixels.transfer_syntax)
-    detector = get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
-    outcome = clean_frames(pixels, ds, detector, options).report
     timings = {"clean_s": round(time.perf_counter() - started, 3)}
-
     tic = time.perf_counter()
     ds.BurnedInAnnotation = "NO"
     remove_overlays(ds)
@@ -82,14 +106,6 @@ def clean_pixels(ds: Dataset, options: PixelOptions) -> PixelCleaningResult:
         detector_precision=getattr(detector, "precision", "fp32"),
         **timings,
     )
-    log.info(
-        "pixels cleaned: %d frames, region %s, %d boxes, %d verify boxes, %.2fs",
-        outcome["frames"],
-        outcome["region_method"],
-        len(outcome["boxes"]),
-        outcome["verify_boxes"],
-        time.perf_counter() - started,
-    )
     return PixelCleaningResult(pixels=to_rgb(pixels.frames, pixels.photometric, ds), report=outcome)
 
 
@@ -101,51 +117,72 @@ class MaskOutcome:
     text_mask: np.ndarray
     region: ScanRegion
     report: dict[str, Any]
+    layout: list[Box] = field(default_factory=list)
+    """The text boxes masked (detected, reused and verified), for the device layout."""
+
+    def _replace_state(self, state: str) -> MaskOutcome:
+        self.report["layout"] = state
+        return self
 
 
-def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, options: PixelOptions) -> MaskOutcome:
-    """Mask ``pixels.frames`` in place; the report is JSON-safe (no pixel values, no text)."""
+def clean_frames(
+    pixels: DecodedPixels,
+    ds: Dataset,
+    detector: TextDetector,
+    options: PixelOptions,
+    layout: list[Box] | None = None,
+) -> MaskOutcome:
+    """Mask ``pixels.frames`` in place; the report is JSON-safe (no pixel values, no text).
+
+    With a ``layout`` (text boxes of an earlier instance of the same device, ``tasks.pixels.layout``) that still
+    holds ink here, detection is skipped: the layout's boxes are masked and verification, on both composites,
+    adds any new text. A layout whose boxes are empty here, or after which verification finds more than
+    ``LAYOUT_NEW`` new lines, has changed: full detection runs instead (``report["layout"]`` says which).
+    """
     frames, pi = pixels.frames, pixels.photometric
     count, h, w = frames.shape[:3]
     gray = gray8(frames, pi, ds)
+    static = gray[0] if count == 1 else median_image(gray)
+    maximum = None if count == 1 else max_image(gray)
+    if layout is not None and not layout_holds(layout, static if maximum is None else maximum):
+        layout, state = None, "changed"
+    else:
+        state = "reused" if layout is not None else "detected"
     region = scan_region(ds, gray) if options.blank_outside_region else ScanRegion("disabled", None)
     mask = np.zeros((h, w), dtype=bool) if region.mask is None else ~region.mask
     margin = options.margin_px * max(1, -(-max(h, w) // options.canvas_size))
     fill = fill_value(frames, pi, ds) if options.fill_value is None else options.fill_value
 
-    static = gray[0] if count == 1 else median_image(gray)
-    images = detection_images(frames, gray, static, pi, ds, options)  # before blanking: see text across the edge
-    blobs = BLOB_LIMIT * max(h, w)
-    detected = [
-        (src, bx.pad(b, margin, (h, w), RELATIVE_MARGIN))
-        for (src, _), boxes in zip(images, detect_each(detector, [image for _, image in images]), strict=True)
-        for b in boxes
-        if min(b[2] - b[0], b[3] - b[1]) <= blobs
-    ]
-    if options.refine_boxes:
-        maximum = next((image[..., 0] for src, image in images if src == MAXIMUM), None)
-        lines = refined(detected, frames, static, pi, ds, maximum)
+    if layout is None:
+        found = detect_lines(frames, gray, static, pi, ds, detector, options, margin)
     else:
-        lines = [bx.Line(box) for _, box in detected]
-    found = bx.paint_lines(lines)
+        found = [tuple(b) for b in layout]
     text_mask = bx.paint(np.zeros((h, w), dtype=bool), found)
     mask |= text_mask
 
     inside = region.mask if region.mask is not None else np.ones((h, w), dtype=bool)
     x0, y0, x1, y1 = bx.pad(bx.bounding_box(inside), VERIFY_CONTEXT, (h, w))  # everything outside is blank
+    views = [static] if layout is None or maximum is None else [static, maximum]  # reuse: transient text too
     verify_boxes: list[Box] = []
     passes = 0
     while True:
         passes += 1
-        cleaned = np.where(mask & ~(text_mask & inside), np.uint8(0), static)  # what is released, ...
-        image = fill_masked(cleaned[y0:y1, x0:x1], (text_mask & inside)[y0:y1, x0:x1])  # ... boxes in-painted
+        images = [
+            fill_masked(
+                np.where(mask & ~(text_mask & inside), np.uint8(0), view)[y0:y1, x0:x1],
+                (text_mask & inside)[y0:y1, x0:x1],
+            )
+            for view in views
+        ]  # what is released, boxes in-painted
         thickest = THICK_LIMIT * max(h, w)
         new = [
             bx.pad((b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0), margin, (h, w), RELATIVE_MARGIN)
-            for b in detect_in(detector, [image])
+            for b in detect_in(detector, images)
             if min(b[2] - b[0], b[3] - b[1]) <= thickest
         ]
         new = [b for b in new if bx.coverage(b, mask) < COVERED]
+        if layout is not None and len(verify_boxes) + len(new) > LAYOUT_NEW:  # not this device's layout after all
+            return clean_frames(pixels, ds, detector, options, None)._replace_state("changed")
         if not new:
             break
         if passes >= options.verify_passes:
@@ -168,8 +205,61 @@ def clean_frames(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, opt
         "masked_fraction": round(float(mask.mean()), 4),
         "text_masked_fraction": round(float((text_mask & inside).sum() / max(1, inside.sum())), 4),
         "margin_px": int(margin),
+        "layout": state,
     }
-    return MaskOutcome(mask, text_mask, region, report)
+    return MaskOutcome(mask, text_mask, region, report, layout=[tuple(int(c) for c in b) for b in found + verify_boxes])
+
+
+LAYOUT_NEW = 2
+"""Verification after a reused layout may add this many new text lines (an annotation typed on one cine); more
+mean the layout does not fit this instance, and full detection runs."""
+LAYOUT_INK = 0.5
+"""Share of a layout's boxes that must show ink on this instance for the layout to be used."""
+
+
+def layout_holds(layout: list[Box], view: np.ndarray) -> bool:
+    """Do at least ``LAYOUT_INK`` of the ``layout`` boxes hold text-like contrast in ``view`` (8-bit (H,W))?"""
+    if not layout:
+        return True
+    held = 0
+    for x0, y0, x1, y1 in layout:
+        patch = view[y0:y1, x0:x1]
+        if patch.size and float(np.percentile(patch, 98)) - float(np.median(patch)) > CONTRAST:
+            held += 1
+    return held >= LAYOUT_INK * len(layout)
+
+
+CONTRAST = 24
+"""Grey levels between a box's background and its brightest ink for the box to show text."""
+
+
+def detect_lines(
+    frames: np.ndarray,
+    gray: np.ndarray,
+    static: np.ndarray,
+    pi: str,
+    ds: Dataset,
+    detector: TextDetector,
+    options: PixelOptions,
+    margin: int,
+) -> list[Box]:
+    """Full detection: the detector on the composites (or every frame), boxes refined to their ink and merged
+    into lines."""
+    h, w = static.shape
+    images = detection_images(frames, gray, static, pi, ds, options)  # before blanking: see text across the edge
+    blobs = BLOB_LIMIT * max(h, w)
+    detected = [
+        (src, bx.pad(b, margin, (h, w), RELATIVE_MARGIN))
+        for (src, _), boxes in zip(images, detect_each(detector, [image for _, image in images]), strict=True)
+        for b in boxes
+        if min(b[2] - b[0], b[3] - b[1]) <= blobs
+    ]
+    if options.refine_boxes:
+        maximum = next((image[..., 0] for src, image in images if src == MAXIMUM), None)
+        lines = refined(detected, frames, static, pi, ds, maximum)
+    else:
+        lines = [bx.Line(box) for _, box in detected]
+    return bx.paint_lines(lines)
 
 
 def paint_frames(frames: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> None:

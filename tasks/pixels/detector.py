@@ -228,7 +228,17 @@ def get_detector(
         kind = OcrEngine(engine)
     except ValueError:
         raise ConfigError(f"unknown ocr engine {engine!r}; choose one of {[e.value for e in OcrEngine]}") from None
-    log.info("loading text detector %s on %s", kind.value, resolve_device(device))
+    where = resolve_device(device)
     if kind is OcrEngine.EASYOCR:
-        return EasyOcrDetector(device=device, canvas_size=canvas_size, precision=precision)
-    return RapidOcrDetector(device=device)
+        detector: TextDetector = EasyOcrDetector(device=device, canvas_size=canvas_size, precision=precision)
+    else:
+        detector = RapidOcrDetector(device=device)
+    native = where == "cpu" and native_bf16_cpu()
+    log.info(  # the run log says which detector this CPU got, and why
+        "text detector %s on %s, %s arithmetic (CPU native bf16: %s)",
+        kind.value,
+        where,
+        getattr(detector, "precision", "fp32"),
+        native,
+    )
+    return detector

@@ -37,6 +37,8 @@ class PixelOptions:
     """Blank everything outside the ultrasound scan region."""
     max_pixel_bytes: int = 4 * 1024**3
     """Largest decoded pixel array accepted (checked from the header before decoding)."""
+    layout_file: str | None = None
+    """Where device text layouts persist between runs (a dataset's ``pixel-layouts.json``); None: memory only."""
     fill_value: int | None = None
     """Value written into masked pixels; ``None`` means the darkest value of the photometric interpretation."""
 

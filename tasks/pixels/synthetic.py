@@ -176,3 +176,31 @@ def us_dataset(frames: np.ndarray, region: np.ndarray | None = None) -> Dataset:
         item.RegionLocationMaxX1, item.RegionLocationMaxY1 = int(xs.max()), int(ys.max())
         ds.SequenceOfUltrasoundRegions = [item]
     return ds
+
+
+def burn_in(ds: Dataset, text: str, org: tuple[int, int], scale: float = 0.6, thickness: int = 1) -> np.ndarray:
+    """Paint ``text`` into the pixels of ``ds`` (every frame, any photometric interpretation), as a scanner or a
+    capture station does: in the brightest displayed value (white ink); the dataset is stored uncompressed.
+    Returns the (H,W) mask of the ink pixels, the truth a test checks the written output against."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames") or 1)
+    stack = arr[None] if frames == 1 else arr
+    h, w = stack.shape[1:3]
+    layer = np.zeros((h, w), np.uint8)
+    cv2.putText(layer, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_8)
+    ink = layer > 0
+    photometric = str(ds.PhotometricInterpretation)
+    if stack.ndim == 4:
+        value = np.array([255, 255, 255], stack.dtype)
+    else:
+        value = np.array(stack.min() if photometric == "MONOCHROME1" else stack.max(), stack.dtype)
+    stack = np.array(stack)
+    stack[:, ink] = value
+    ds.PixelData = (stack[0] if frames == 1 else stack).tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if "YBR" in photometric:
+        ds.PhotometricInterpretation = "RGB"
+    ds.pop("LossyImageCompression", None)
+    return ink
