@@ -148,6 +148,16 @@ def series(options, name: str, slices: int, every: int = 10) -> dict:
     return out
 
 
+def machine(torch, args) -> dict:
+    """What the figures were measured on."""
+    return {
+        "platform": platform.platform(),
+        "cpus_allowed": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.device != "cpu" else None,
+    }
+
+
 def _labels(name: str) -> list[dict]:
     return json.loads((ROOT / "tests/data/pixels/real_labels.json").read_text())["files"][name]["labels"]
 
@@ -160,7 +170,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="detector arithmetic: auto, bf16 or fp32")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core, as in the issue)")
     parser.add_argument("--pin", action="store_true", help="pin this process to the first allowed CPU")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the composite pipeline")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the composite pipeline (0: skip it)")
     parser.add_argument("--skip-every-frame", action="store_true")
     parser.add_argument("--study", type=int, default=0, help="cines in a one-device echo study (0: skip)")
     parser.add_argument("--ct-slices", type=int, default=0, help="slices in the CT series (0: skip)")
@@ -188,59 +198,63 @@ def main() -> None:
     get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
     load_s = time.perf_counter() - tic
 
-    clean_once(options, path)  # warm-up (first CRAFT call allocates)
-    runs = [clean_once(options, path) for _ in range(args.repeats)]
-    seconds = [r[0] for r in runs]
-    report, ds = runs[-1][1], runs[-1][2]
-    result = {
-        "file": FILE,
-        "frames": report["frames"],
-        "engine": args.engine,
-        "canvas_size": options.canvas_size,
-        "precision": report.get("detector_precision", "fp32"),
-        "device": args.device,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus_allowed": len(os.sched_getaffinity(0)),
-            "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.device != "cpu" else None,
-        },
-        "detector_load_s": round(load_s, 2),
-        "composite": {
-            "seconds_per_cine": round(float(np.median(seconds)), 3),
-            "runs": [round(s, 3) for s in seconds],
-            "recall": written_recall(ds, first_frame, labels),
-            "boxes": len(report["boxes"]),
-            "verify_passes": report["verify_passes"],
-            "clean_s": report["clean_s"],
-            "encode_s": report["encode_s"],
-        },
-    }
-    result["cines_per_second"] = round(1.0 / result["composite"]["seconds_per_cine"], 3)
-    print(
-        f"composite   {result['composite']['seconds_per_cine']:.2f} s/cine  recall {result['composite']['recall']:.3f}"
-        f"  ({args.engine} {result['precision']}, {args.device}, {torch.get_num_threads()} thread(s))"
-    )
-    if not args.skip_every_frame:
-        every = PixelOptions(device=args.device, ocr_engine=args.engine, ocr_every_frame=True, **extra)
-        sec, rep, ds_every = clean_once(every, path)
-        result["every_frame"] = {
-            "seconds_per_cine": round(sec, 3),
-            "recall": written_recall(ds_every, first_frame, labels),
-            "boxes": len(rep["boxes"]),
+    result: dict = {"engine": args.engine, "device": args.device, "machine": machine(torch, args)}
+    if args.repeats:  # 0: only the study and series figures
+        clean_once(options, path)  # warm-up (first CRAFT call allocates)
+        runs = [clean_once(options, path) for _ in range(args.repeats)]
+        seconds = [r[0] for r in runs]
+        report, ds = runs[-1][1], runs[-1][2]
+        result |= {
+            "file": FILE,
+            "frames": report["frames"],
+            "engine": args.engine,
+            "canvas_size": options.canvas_size,
+            "precision": report.get("detector_precision", "fp32"),
+            "device": args.device,
+            "machine": {
+                "platform": platform.platform(),
+                "cpus_allowed": len(os.sched_getaffinity(0)),
+                "torch_threads": torch.get_num_threads(),
+                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.device != "cpu" else None,
+            },
+            "detector_load_s": round(load_s, 2),
+            "composite": {
+                "seconds_per_cine": round(float(np.median(seconds)), 3),
+                "runs": [round(s, 3) for s in seconds],
+                "recall": written_recall(ds, first_frame, labels),
+                "boxes": len(report["boxes"]),
+                "verify_passes": report["verify_passes"],
+                "clean_s": report["clean_s"],
+                "encode_s": report["encode_s"],
+            },
         }
-        result["speedup"] = round(sec / result["composite"]["seconds_per_cine"], 1)
+        result["cines_per_second"] = round(1.0 / result["composite"]["seconds_per_cine"], 3)
         print(
-            f"every-frame {sec:.2f} s/cine  recall {result['every_frame']['recall']:.3f}"
-            f"  -> composite is {result['speedup']}x faster"
+            f"composite   {result['composite']['seconds_per_cine']:.2f} s/cine"
+            f"  recall {result['composite']['recall']:.3f}"
+            f"  ({args.engine} {result['precision']}, {args.device}, {torch.get_num_threads()} thread(s))"
         )
+        if not args.skip_every_frame:
+            every = PixelOptions(device=args.device, ocr_engine=args.engine, ocr_every_frame=True, **extra)
+            sec, rep, ds_every = clean_once(every, path)
+            result["every_frame"] = {
+                "seconds_per_cine": round(sec, 3),
+                "recall": written_recall(ds_every, first_frame, labels),
+                "boxes": len(rep["boxes"]),
+            }
+            result["speedup"] = round(sec / result["composite"]["seconds_per_cine"], 1)
+            print(
+                f"every-frame {sec:.2f} s/cine  recall {result['every_frame']['recall']:.3f}"
+                f"  -> composite is {result['speedup']}x faster"
+            )
     if args.study:
         result["study"] = study(options, args.study)
     if args.ct_slices:
         result["ct_series"] = series(options, "693_UNCR.dcm", args.ct_slices)
     if args.mr_slices:
         result["mr_series"] = series(options, "MR-SIEMENS-DICOM-WithOverlays.dcm", args.mr_slices)
-    out = ROOT / "bench" / "results" / f"pixels-{args.device}-{args.engine}-{result['precision']}.json"
+    precision = result.get("precision", args.precision)
+    out = ROOT / "bench" / "results" / f"pixels-{args.device}-{args.engine}-{precision}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")

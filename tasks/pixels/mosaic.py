@@ -54,8 +54,13 @@ def _pack(shapes: list[tuple[int, int]], side: int) -> list[dict[int, tuple[int,
     return mosaics
 
 
+INSIDE = 0.5
+"""A detected box must lie this much inside one crop: boxes across the gaps (crop edges side by side) are no text."""
+
+
 def _owner(box: Box, placed: dict[int, tuple[int, int]], crops: list[np.ndarray]) -> int | None:
-    best, area = None, 0
+    """The crop holding most of ``box``, or None when no crop holds ``INSIDE`` of it."""
+    best, area = None, INSIDE * (box[2] - box[0]) * (box[3] - box[1])
     for i, (x, y) in placed.items():
         h, w = crops[i].shape[:2]
         ix = min(box[2], x + w) - max(box[0], x)
