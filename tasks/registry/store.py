@@ -46,9 +46,9 @@ def client(state_dir: Path) -> Any:
 
 
 def model_name(dataset: str, task: str, target: str | None) -> str:
-    """``<dataset location>-<task>[-<target column>]``, lowercase letters, digits and ``-`` only."""
+    """``<dataset location>-<task>[-<target column>]``: a location-name shape (letters, digits, ``-``, ≤ 64)."""
     parts = [dataset, task] + ([target] if target else [])
-    return _SAFE.sub("-", "-".join(parts).lower()).strip("-")[:120]
+    return _SAFE.sub("-", "-".join(parts).lower()).strip("-")[:64].strip("-")
 
 
 def experiment_id(mlflow_client: Any, name: str, state_dir: Path) -> str:
