@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import audit, deid, deid_table, demo, evaluate, ingest, keygen, listen, serve, server, synth, train
+from flows.commands import (
+    audit,
+    deid,
+    deid_table,
+    demo,
+    evaluate,
+    ingest,
+    keygen,
+    listen,
+    predict,
+    serve,
+    server,
+    synth,
+    train,
+)
 
 app = typer.Typer(
     name="medflow",
@@ -26,6 +40,7 @@ app.command("evaluate")(evaluate.command)
 app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
 app.command("listen")(listen.command)
+app.command("predict")(predict.command)
 app.command("serve")(serve.command)
 app.command("server")(server.command)
 app.command("synth")(synth.command)

@@ -19,13 +19,27 @@ from prefect.concurrency.sync import concurrency
 from flows.redact import redacted_errors
 from tasks.locations import LocationKind, LocationName, Locations
 from tasks.predict.apply import predict_dataset
+from tasks.registry.store import champion_version, client, models_of_dataset
 
 GPU_LIMIT = "gpu"
 
 
 @flow(name="predict", persist_result=False)
-def predict(dataset: LocationName, model: LocationName, coverage: float = 0.9, clips: int = 2) -> dict[str, Any]:
-    """Score the new instances of ``dataset`` with ``model``'s champion; return and publish the counts."""
+def predict(
+    dataset: LocationName, model: LocationName | None = None, coverage: float = 0.9, clips: int = 2
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """Score the new instances of ``dataset`` with ``model``'s champion (None: every task of the dataset with a
+    champion); return and publish the counts."""
+    if model is None:
+        with redacted_errors("predict"):
+            locations = Locations.from_settings()
+            found = models_of_dataset(client(locations.state_dir), dataset)
+        names = [m for m in found if champion_version(client(locations.state_dir), m) is not None]
+        return [predict_model(dataset, m, coverage, clips) for m in names]
+    return predict_model(dataset, model, coverage, clips)
+
+
+def predict_model(dataset: str, model: str, coverage: float, clips: int) -> dict[str, Any]:
     import torch
 
     gpu = torch.cuda.is_available()
@@ -37,7 +51,7 @@ def predict(dataset: LocationName, model: LocationName, coverage: float = 0.9, c
                                       device="cuda" if gpu else "cpu")  # fmt: skip
     described = (f"{summary.model} v{summary.version}: instances scored, abstained (threshold {summary.threshold} "
                  f"for {summary.coverage:.0%} validation coverage), refused and why")  # fmt: skip
-    create_table_artifact(key="predict-counts", table=summary.table(), description=described)
+    create_table_artifact(key=f"predict-counts-v{summary.version}", table=summary.table(), description=described)
     get_run_logger().info("predict %s v%d: %d scored, %d abstained, %d refused", summary.model, summary.version,
                           summary.scored, summary.abstained, sum(summary.refused.values()))  # fmt: skip
     return dataclasses.asdict(summary)

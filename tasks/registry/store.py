@@ -76,3 +76,9 @@ def champion_version(mlflow_client: Any, name: str) -> Any | None:
         return mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def models_of_dataset(mlflow_client: Any, dataset: str) -> list[str]:
+    """Registered model names of a dataset's tasks (``<dataset>-…``), sorted."""
+    found = mlflow_client.search_registered_models(filter_string=f"name LIKE '{dataset}-%'")
+    return sorted(m.name for m in found)

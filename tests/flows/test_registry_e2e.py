@@ -82,6 +82,7 @@ def _check_tracking(state: Path, run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_train_promote_predict(prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.drift import drift
     from flows.predict import predict
     from flows.promote import promote
     from flows.train import train
@@ -113,6 +114,9 @@ def test_train_promote_predict(prefect_server: str, tmp_path: Path, monkeypatch:
     assert mlflow.get_model_version(model, "2").tags["promotion"] == "refused"
 
     _add_unscorable(tmp_path / "ds")
+    (report,) = drift(dataset)
+    new_instances = pd.read_parquet(tmp_path / "ds" / "manifest.parquet")["patient_id"].isin(labels["patient_id"][24:])
+    assert report["model"] == model and report["new_rows"] == int(new_instances.sum()) and report["drifted"] == []
     counts = predict(dataset, model)
     assert counts["version"] == 1 and counts["threshold"] is not None and counts["validation_rows"] >= 1
     assert counts["refused"] == {"qc-failed": 1, "unseen-modality": 1, "intensity-out-of-distribution": 1}
