@@ -7,6 +7,11 @@
 - ``train``: flow ``train-on-new-data``, triggered by ``medflow.dataset.updated`` (new manifest rows from the
   event payload, compared with the ``threshold`` parameter) and runnable by hand.
 - ``evaluate``: flow ``evaluate``, triggered by ``medflow.model.trained`` with the run directory from the payload.
+- ``promote``: flow ``promote`` (champion/challenger), triggered by ``medflow.model.trained`` likewise.
+- ``predict``: flow ``predict``, triggered by ``medflow.dataset.updated``: every champion of the dataset scores
+  its new instances.
+- ``drift``: flow ``drift``, triggered by ``medflow.dataset.updated``: new rows against each champion's training
+  rows; emits ``medflow.dataset.drifted``.
 - The global concurrency limit ``gpu`` (slots = GPUs) and the work pools ``medflow-cpu`` / ``medflow-gpu`` are
   created when missing (``ensure_infrastructure``); ``deployments/prefect.yaml`` targets those pools.
 """
@@ -62,7 +67,10 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
     from prefect.events import DeploymentEventTrigger
 
     from deployments.pipelines import ingest_source, train_on_new_data
+    from flows.drift import drift
     from flows.evaluate import evaluate
+    from flows.predict import predict
+    from flows.promote import promote
     from tasks.sources import SourceKind, load_sources
 
     if sources is None:
@@ -117,6 +125,52 @@ def build_deployments(options: ServeOptions, sources: list | None = None) -> lis
             ],
             tags=["medflow", "evaluate"],
             description="Evaluate every trained model: metrics, subgroups, report.",
+        )
+    )
+    deployments.append(
+        promote.to_deployment(
+            name="promote",
+            triggers=[
+                DeploymentEventTrigger(
+                    name="promote-when-model-trained",
+                    expect={MODEL_TRAINED},
+                    parameters={"run_dir": "{{ event.payload.run_dir }}"},
+                )
+            ],
+            tags=["medflow", "promote"],
+            description="Champion vs challenger on shared held-out patients; moves the alias `champion` or says why.",
+            concurrency_limit=1,
+        )
+    )
+    deployments.append(
+        predict.to_deployment(
+            name="predict",
+            parameters={"dataset": dataset},
+            triggers=[
+                DeploymentEventTrigger(
+                    name="predict-when-dataset-updated",
+                    expect={DATASET_UPDATED},
+                    parameters={"dataset": "{{ event.payload.dataset }}"},
+                )
+            ],
+            tags=["medflow", "predict", "gpu"],
+            description="Every champion of the dataset scores its new instances (abstention, refusals).",
+            concurrency_limit=1,
+        )
+    )
+    deployments.append(
+        drift.to_deployment(
+            name="drift",
+            parameters={"dataset": dataset},
+            triggers=[
+                DeploymentEventTrigger(
+                    name="drift-when-dataset-updated",
+                    expect={DATASET_UPDATED},
+                    parameters={"dataset": "{{ event.payload.dataset }}"},
+                )
+            ],
+            tags=["medflow", "drift"],
+            description="New rows vs each champion's training rows (scipy tests); emits medflow.dataset.drifted.",
         )
     )
     return deployments

@@ -20,6 +20,7 @@ from flows.commands import (
     keygen,
     labels,
     listen,
+    predict,
     pretrain,
     serve,
     server,
@@ -46,6 +47,7 @@ app.command("ingest")(ingest.command)
 app.command("keygen")(keygen.command)
 app.add_typer(labels.app, name="labels")
 app.command("listen")(listen.command)
+app.command("predict")(predict.command)
 app.command("pretrain")(pretrain.command)
 app.command("serve")(serve.command)
 app.command("server")(server.command)

@@ -46,9 +46,9 @@ def client(state_dir: Path) -> Any:
 
 
 def model_name(dataset: str, task: str, target: str | None) -> str:
-    """``<dataset location>-<task>[-<target column>]``, lowercase letters, digits and ``-`` only."""
+    """``<dataset location>-<task>[-<target column>]``: a location-name shape (letters, digits, ``-``, ≤ 64)."""
     parts = [dataset, task] + ([target] if target else [])
-    return _SAFE.sub("-", "-".join(parts).lower()).strip("-")[:120]
+    return _SAFE.sub("-", "-".join(parts).lower()).strip("-")[:64].strip("-")
 
 
 def experiment_id(mlflow_client: Any, name: str, state_dir: Path) -> str:
@@ -76,3 +76,9 @@ def champion_version(mlflow_client: Any, name: str) -> Any | None:
         return mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def models_of_dataset(mlflow_client: Any, dataset: str) -> list[str]:
+    """Registered model names of a dataset's tasks (``<dataset>-…``), sorted."""
+    found = mlflow_client.search_registered_models(filter_string=f"name LIKE '{dataset}-%'")
+    return sorted(m.name for m in found)

@@ -20,6 +20,8 @@ from tasks.registry.store import RECORD, client, ensure_registered_model, experi
 
 log = logging.getLogger(__name__)
 
+#: MLflow's automatic context tags would record the launching script's path and the OS user name: replaced.
+CONTEXT_TAGS = {"mlflow.source.name": "medflow-train", "mlflow.source.type": "LOCAL", "mlflow.user": "medflow"}
 #: TrainConfig fields that hold paths: never logged (the dataset is logged by its location name).
 PATH_FIELDS = ("dataset", "labels", "weights", "resume")
 
@@ -109,7 +111,8 @@ def start_tracking(cfg: Any, run_id: str, manifest_sha256: str, settings: Any | 
     experiment_id(client(state_dir), name, state_dir)  # created with the store's artifact root
     logger = MLFlowLogger(
         experiment_name=name, run_name=run_id, tracking_uri=tracking_uri(state_dir),
-        tags={"medflow.run_id": run_id, "manifest_sha256": manifest_sha256, "task": cfg.task, "dataset": dataset},
+        tags={"medflow.run_id": run_id, "manifest_sha256": manifest_sha256, "task": cfg.task, "dataset": dataset,
+              **CONTEXT_TAGS},
         log_model=False,
     )  # fmt: skip
     logger.log_hyperparams(training_params(cfg, dataset))

@@ -43,7 +43,8 @@ def deployments() -> dict:
 
 
 def test_one_scheduled_ingest_per_source(deployments: dict) -> None:
-    assert set(deployments) == {"ingest-pacs-web", "ingest-pacs-dimse", "train", "evaluate"}
+    assert set(deployments) == {"ingest-pacs-web", "ingest-pacs-dimse", "train", "evaluate", "promote", "predict",
+                                "drift"}
     for source in SOURCES:
         deployment = deployments[f"ingest-{source.name}"]
         (schedule,) = deployment.schedules
@@ -69,6 +70,16 @@ def test_train_is_triggered_by_dataset_updates_with_a_threshold(deployments: dic
     assert trigger.expect == {DATASET_UPDATED}
     assert trigger.parameters == {"dataset": "{{ event.payload.dataset }}", "new_rows": "{{ event.payload.new_rows }}"}
     assert trigger.threshold == 1  # every event is considered; the gate compares new_rows with `threshold`
+
+
+def test_promote_follows_every_trained_model_and_predict_every_dataset_update(deployments: dict) -> None:
+    promote, predict = deployments["promote"], deployments["predict"]
+    assert promote.flow_name == "promote" and predict.flow_name == "predict"
+    (trigger,) = promote.triggers
+    assert trigger.expect == {MODEL_TRAINED} and trigger.parameters == {"run_dir": "{{ event.payload.run_dir }}"}
+    (trigger,) = predict.triggers
+    assert trigger.expect == {DATASET_UPDATED} and trigger.parameters == {"dataset": "{{ event.payload.dataset }}"}
+    assert predict.parameters == {"dataset": "main"}
 
 
 def test_evaluate_follows_every_trained_model(deployments: dict) -> None:
