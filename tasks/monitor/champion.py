@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.table import MANIFEST
+from tasks.errors import ConfigError
 from tasks.monitor.drift import DriftTest, drift_tests
 from tasks.predict.profile import with_intensity
 from tasks.registry.store import champion_version, client
@@ -18,11 +19,11 @@ from tasks.registry.versions import version_config
 
 
 def champion_drift(dataset: Path, state_dir: Path, model: str, alpha: float = 0.01) -> tuple[list[DriftTest], int]:
-    """Drift tests and the number of new rows (a LookupError when the model has no champion)."""
+    """Drift tests and the number of new rows (a ConfigError when the model has no champion)."""
     c = client(state_dir)
     version = champion_version(c, model)
     if version is None:
-        raise LookupError(f"model {model} has no champion yet: promote a version first")
+        raise ConfigError(f"model {model} has no champion yet: promote a version first")
     with tempfile.TemporaryDirectory() as tmp:
         config = version_config(c, version, Path(tmp))
     split = {k: {str(p) for p in v} for k, v in config["split"].items()}

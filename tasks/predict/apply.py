@@ -21,6 +21,7 @@ import pandas as pd
 from models.run import TrainedRun
 from models.table import MANIFEST
 from tasks.atomic import atomic_write_bytes
+from tasks.errors import ConfigError
 from tasks.predict.infer import Scored, score_rows
 from tasks.predict.profile import TrainingProfile, refusal_reasons, with_intensity
 from tasks.registry.store import champion_version, client
@@ -75,7 +76,7 @@ def predict_dataset(
     c = client(state_dir)
     version = champion_version(c, model)
     if version is None:
-        raise LookupError(f"model {model} has no champion yet: promote a version first")
+        raise ConfigError(f"model {model} has no champion yet: promote a version first")
     summary = PredictSummary(model, int(version.version), coverage=coverage)
     with tempfile.TemporaryDirectory() as tmp:
         run = load_version(c, version, Path(tmp))

@@ -19,6 +19,7 @@ import yaml
 
 from models.run import load_run
 from models.table import MANIFEST
+from tasks.errors import ConfigError
 from tasks.evaluate.metrics import Task
 from tasks.predict.infer import score_rows
 from tasks.registry.compare import Decision, PromotionPolicy, compare
@@ -57,7 +58,7 @@ def promote_run(run_dir: Path, policy: PromotionPolicy, state_dir: Path, clips: 
     """Compare the run's model version with the champion; move the alias when it wins; record why or why not."""
     record = read_record(run_dir)
     if record is None:
-        raise ValueError("the run has no registry record: it was trained with MLflow tracking switched off")
+        raise ConfigError("the run has no registry record: it was trained with MLflow tracking switched off")
     c = client(state_dir)
     name, version = record["model"], int(record["version"])
     champion = champion_version(c, name)
