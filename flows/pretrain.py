@@ -27,7 +27,7 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - ({f.name for f in dataclasses.fields(PretrainConfig)} - {"dataset"}))
     if unknown:
         raise ConfigError(f"unknown pretraining options: {', '.join(unknown)}")
-    methods = options.get("methods", ["rotation"])
+    methods = options.get("methods", ["contrastive"])
     known = {m.value for m in Method}
     if not isinstance(methods, list) or not methods or not set(methods) <= known:
         raise ConfigError(f"methods must be a non-empty list of {', '.join(sorted(known))}")

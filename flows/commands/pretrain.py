@@ -12,7 +12,7 @@ def command(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (store.zarr, manifest.parquet).")],
     methods: Annotated[
         str, typer.Option("--methods", help="Comma-separated proxy tasks: rotation, jigsaw, contrastive.")
-    ] = "rotation,contrastive",
+    ] = "contrastive",
     backbone: Annotated[
         str, typer.Option("--backbone", help="r2plus1d_18|r3d_18|mc3_18|cnn3d|framewise_resnet18|framewise_cnn2d")
     ] = "r2plus1d_18",

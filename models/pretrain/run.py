@@ -30,7 +30,7 @@ class PretrainConfig:
     """Every option of a pretraining run (saved verbatim in ``config.yaml``)."""
 
     dataset: str
-    methods: list[str] = field(default_factory=lambda: ["rotation", "contrastive"])
+    methods: list[str] = field(default_factory=lambda: ["contrastive"])
     backbone: str = "r2plus1d_18"
     kind: str = "video"
     frames: int = 16
