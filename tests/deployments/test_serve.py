@@ -43,8 +43,15 @@ def deployments() -> dict:
 
 
 def test_one_scheduled_ingest_per_source(deployments: dict) -> None:
-    assert set(deployments) == {"ingest-pacs-web", "ingest-pacs-dimse", "train", "evaluate", "promote", "predict",
-                                "drift"}
+    assert set(deployments) == {
+        "ingest-pacs-web",
+        "ingest-pacs-dimse",
+        "train",
+        "evaluate",
+        "promote",
+        "predict",
+        "drift",
+    }
     for source in SOURCES:
         deployment = deployments[f"ingest-{source.name}"]
         (schedule,) = deployment.schedules
