@@ -104,7 +104,8 @@ def deid_run(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
     warm = tmp / "warm-source"
     warm.mkdir()
     (warm / "ct.dcm").write_bytes(base_bytes("CT_small.dcm"))
-    deidentify_folder(warm, tmp / "warm", ctx, progress=False)  # imports and caches before measuring
+    deidentify_folder(warm, tmp / "warm", ctx, workers=0, progress=False)  # imports and caches (the text
+    # detector a CT check loads) in this process, before measuring
     before = _peak_rss_mb()
     started = time.monotonic()
     with time_limit(PER_FILE_SECONDS * entries):
