@@ -164,11 +164,13 @@ class ClipDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         ds = self.datasets[name]
+        trainer = getattr(self, "trainer", None)
+        per_rank = len(ds) // max(trainer.world_size if trainer is not None else 1, 1)  # DDP shards the dataset
         return DataLoader(
             ds,
             batch_size=self.batch_size if name != "test" else max(1, self.batch_size // max(self.test_clips, 1)),
             shuffle=shuffle,
-            drop_last=shuffle and len(ds) > self.batch_size,
+            drop_last=shuffle and per_rank > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0 and name in ("train", "val"),
