@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.errors import ConfigError, MedflowError
 
 if TYPE_CHECKING:
-    from models.training import TrainConfig, TrainResult
+    from models.train_config import TrainConfig, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def write_launch_file(cfg: TrainConfig, folder: Path) -> Path:
 
 
 def read_launch_file(path: Path) -> TrainConfig:
-    from models.training import TrainConfig
+    from models.train_config import TrainConfig
 
     return TrainConfig(**json.loads(Path(path).read_text())["config"])
 
@@ -180,7 +180,7 @@ def launch_training(cfg: TrainConfig) -> TrainResult:
     """
     from dataclasses import replace
 
-    from models.training import TrainResult, new_run_id
+    from models.train_config import TrainResult, new_run_id
 
     plan = plan_for(cfg)
     if not cfg.resume and not cfg.run_id:

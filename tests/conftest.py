@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("MEDFLOW_MLFLOW", "false")
 
 
+_STARTED: list[str] = []  # the session server's URL once it runs
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a real Prefect server on 127.0.0.1 with PREFECT_HOME in a temporary folder; yield its API URL.
@@ -30,6 +33,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             url = PREFECT_API_URL.value()
             assert url and "127.0.0.1" in url
             os.environ["PREFECT_API_URL"] = url
+            _STARTED.append(url)
             yield url
     finally:
         for name, value in saved.items():
@@ -37,3 +41,34 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+async def _registrations() -> tuple[set, set]:
+    from prefect import get_client
+
+    async with get_client() as client:
+        return {d.id for d in await client.read_deployments()}, {a.id for a in await client.read_automations()}
+
+
+async def _remove_all_but(deployments: set, automations: set) -> None:
+    from prefect import get_client
+
+    async with get_client() as client:
+        for deployment in await client.read_deployments():
+            if deployment.id not in deployments:
+                await client.delete_deployment(deployment.id)
+        for automation in await client.read_automations():
+            if automation.id not in automations:
+                await client.delete_automation(automation.id)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_left_as_found() -> Iterator[None]:
+    """Deployments and automations a test module registers on the shared server go with it: a later module's
+    event must not trigger a deployment whose ``medflow serve`` (or ``prefect deploy``) has gone."""
+    import asyncio
+
+    before = asyncio.run(_registrations()) if _STARTED else (set(), set())
+    yield
+    if _STARTED:
+        asyncio.run(_remove_all_but(*before))

@@ -20,7 +20,7 @@ SOURCES = [
 def test_a_listener_gets_a_study_triggered_ingest_and_no_schedule() -> None:
     options = ServeOptions(dataset="main", key_file="key-0123456789abcdef", workers=3)  # location names
     deployments = {d.name: d for d in build_deployments(options, SOURCES)}
-    assert {"ingest-pacs-web", "ingest-push", "train", "evaluate"} == set(deployments)
+    assert {"ingest-pacs-web", "ingest-push", "train", "evaluate", "promote", "predict", "drift"} == set(deployments)
     push = deployments["ingest-push"]
     assert f"{push.flow_name}/{push.name}" == deployment_name("push")
     assert not push.schedules and push.concurrency_limit == 1
