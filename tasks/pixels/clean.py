@@ -50,16 +50,18 @@ COVERED = 0.9
 """A box re-detected during verification counts as new text unless this share of it is already masked."""
 
 
-def clean_pixels(ds: Dataset, options: PixelOptions, layouts: LayoutCache | None = None) -> PixelCleaningResult:
+def clean_pixels(
+    ds: Dataset, options: PixelOptions, layouts: LayoutCache | None = None, detector: TextDetector | None = None
+) -> PixelCleaningResult:
     """Decode, blank outside the scan region, mask text, verify and re-encode ``ds`` in place.
 
     With ``layouts``, the text layout of this device (``tasks.pixels.layout.device_key``) is reused when it still
     holds, and recorded after full detection. Raises PixelError (PIXELS_UNDECODABLE, TOO_LARGE, TEXT_PERSISTS,
-    ENCODE_FAILED); ``ds`` must then not be released.
+    ENCODE_FAILED); ``ds`` must then not be released. ``detector`` defaults to the one ``options`` name.
     """
     started = time.perf_counter()
     pixels = decode(ds, max_bytes=options.max_pixel_bytes)
-    detector = get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
+    detector = detector or get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
     key = device_key(ds) if layouts is not None and not options.ocr_every_frame else None
     known = layouts.get(key) if key is not None else None
     masked = clean_frames(pixels, ds, detector, options, None if known is None else known.boxes)

@@ -54,11 +54,10 @@ def _free_spot(item, size: tuple[int, int]) -> tuple[int, int]:
     raise AssertionError("no free spot in the sector")
 
 
-def _clean(frames, options, cache, monkeypatch, counter):
+def _clean(frames, options, cache, counter):
     ds = us_dataset(frames)
-    monkeypatch.setattr("tasks.pixels.clean.get_detector", lambda *a: counter)
     before = frames[0].copy()
-    result = clean_pixels(ds, options, cache)
+    result = clean_pixels(ds, options, cache, detector=counter)
     return before, ds.pixel_array[0], result.report
 
 
@@ -68,18 +67,18 @@ def counter(detector):
 
 
 @pytest.mark.slow
-def test_layout_reused_changed_and_new_text(options, counter, monkeypatch, tmp_path):
+def test_layout_reused_changed_and_new_text(options, counter, tmp_path):
     rng = np.random.default_rng(11)
     item = make_item(rng, frames=6, shape=(240, 320), colour=True, texts=2, inside_share=1.0)
     cache = LayoutCache(tmp_path / "layouts.json")
 
-    before, after, report = _clean(item.frames, options, cache, monkeypatch, counter)
+    before, after, report = _clean(item.frames, options, cache, counter)
     assert report["layout"] == "detected" and all(removed_in_pixels(before, after, item.boxes))
     full = counter.images
 
     counter.images = 0
     second = _another_cine(item, rng)
-    before, after, report = _clean(second, options, cache, monkeypatch, counter)
+    before, after, report = _clean(second, options, cache, counter)
     assert report["layout"] == "reused" and all(removed_in_pixels(before, after, item.boxes))
     assert counter.images < full  # no detection pass, verification only
 
@@ -90,13 +89,13 @@ def test_layout_reused_changed_and_new_text(options, counter, monkeypatch, tmp_p
     third[:, layer > 0] = 255
     ys, xs = np.nonzero(layer)
     new_box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    before, after, report = _clean(third, options, cache, monkeypatch, counter)
+    before, after, report = _clean(third, options, cache, counter)
     assert report["layout"] == "reused" and report["verify_boxes"] >= 1
     assert all(removed_in_pixels(before, after, [*item.boxes, new_box]))
 
     other = make_item(np.random.default_rng(12), frames=6, shape=(240, 320), colour=True, texts=6, inside_share=1.0)
     assert len(other.boxes) > 2  # more new lines than verification may add to a reused layout
-    before, after, report = _clean(other.frames, options, cache, monkeypatch, counter)  # same device, new layout
+    before, after, report = _clean(other.frames, options, cache, counter)  # same device, new layout
     assert report["layout"] == "changed" and all(removed_in_pixels(before, after, other.boxes))
 
 
