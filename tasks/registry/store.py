@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import logging
 import os
 import re
@@ -42,7 +44,27 @@ def client(state_dir: Path) -> Any:
     from mlflow import MlflowClient
 
     uri = tracking_uri(state_dir)
+    if uri.startswith("sqlite:///"):
+        _initialised(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@functools.cache
+def _initialised(uri: str) -> None:
+    """Create the embedded store's tables under a file lock, once per process: flows that an event starts
+    together (``predict`` and ``drift`` on each dataset update) would otherwise both create them, and SQLite
+    refuses the second (``table experiments already exists``)."""
+    from mlflow import MlflowClient
+
+    database = Path(uri.removeprefix("sqlite:///"))
+    with (database.parent / ".init.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            c.search_experiments(max_results=1)  # the tracking store creates and migrates the schema
+            c.search_registered_models(max_results=1)  # the registry store checks it
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def model_name(dataset: str, task: str, target: str | None) -> str:
