@@ -16,14 +16,16 @@ resume the rest. Hence this small supervisor; the processes themselves are :mod:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +149,7 @@ class WorkerPool:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
+        self.pid = os.getpid()
         self._starter = threading.Thread(target=self._start_all, name="medflow-worker-start", daemon=True)
         self._starter.start()  # the fork server imports ``preload`` while the caller plans its run
 
@@ -256,6 +259,14 @@ class WorkerPool:
             log.warning("worker process died during %d item(s); replaced", len(stopped))
             return set(stopped), False
 
+    def whole(self) -> bool:
+        """Open, in the process that made it, every worker started and idle: fit for another run."""
+        if self._closed or self.pid != os.getpid() or self._starter.is_alive():
+            return False
+        with self._idle.mutex:
+            idle = list(self._idle.queue)
+        return len(idle) == self.workers and all(isinstance(w, _Worker) and w.process.is_alive() for w in idle)
+
     def close(self) -> None:
         """Stop every worker (idle ones finish; busy ones are killed)."""
         if self._closed:
@@ -281,3 +292,61 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Idle pools kept per process for the next run (each worker holds its imports and text detector).
+MAX_IDLE_POOLS = 2
+_IDLE: list[tuple[tuple, WorkerPool]] = []
+_IDLE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def warm_pool(
+    workers: int, *, preload: Sequence[str] = (), item_timeout_s: float | None = None
+) -> Iterator[WorkerPool]:
+    """A :class:`WorkerPool` of ``workers``, reused from this process's idle ones when it can be.
+
+    Loading a worker's libraries and text detector costs seconds; a process that runs one ingest or
+    de-identification after another (``medflow listen`` ingesting each completed study, a notebook, the test
+    suite) gets the previous run's workers back, already warm. A pool goes back idle only after a run that
+    ended normally with every worker idle and alive; otherwise it is closed. At most :data:`MAX_IDLE_POOLS`
+    stay idle (the oldest is closed); idle pools are closed when the process exits.
+    """
+    key = (workers, tuple(preload))
+    pool = None
+    with _IDLE_LOCK:
+        for i, (k, _) in enumerate(_IDLE):
+            if k == key:
+                pool = _IDLE.pop(i)[1]
+                break
+    if pool is not None and not pool.whole():
+        pool.close()
+        pool = None
+    if pool is None:
+        pool = WorkerPool(workers, preload=preload, item_timeout_s=item_timeout_s)
+    pool.item_timeout_s = item_timeout_s
+    ended = False
+    try:
+        yield pool
+        ended = True
+    finally:
+        if not (ended and pool.whole()):
+            pool.close()
+        else:
+            with _IDLE_LOCK:
+                _IDLE.append((key, pool))
+                surplus = [p for _, p in _IDLE[:-MAX_IDLE_POOLS]]
+                del _IDLE[:-MAX_IDLE_POOLS]
+            for old in surplus:
+                old.close()
+
+
+@atexit.register
+def close_idle_pools() -> None:
+    """Close every idle pool of this process (at exit, or to release the workers' memory)."""
+    with _IDLE_LOCK:
+        pools = [p for _, p in _IDLE]
+        _IDLE.clear()
+    for pool in pools:
+        if pool.pid == os.getpid():
+            pool.close()

@@ -31,7 +31,7 @@ from tasks.deid.reader import read_dicom
 from tasks.discovery import check_source, discover
 from tasks.errors import ConfigError, MedflowError, QuarantineReason, StorageError
 from tasks.quarantine import QuarantineRecord, quarantine
-from tasks.workers import Progress, WorkerPool
+from tasks.workers import Progress, WorkerPool, warm_pool
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def _run(
     size = max(1, min(64, len(pending) // (workers * 4) or 1))
     batches = [pending[i : i + size] for i in range(0, len(pending), size)]
     with (
-        WorkerPool(workers, preload=PRELOAD, item_timeout_s=file_timeout_s) as pool,
+        warm_pool(workers, preload=PRELOAD, item_timeout_s=file_timeout_s) as pool,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deid-batch") as drivers,
     ):
         futures = {drivers.submit(_run_batch, pool, batch, output, ctx): len(batch) for batch in batches}

@@ -27,7 +27,7 @@ from tasks.errors import QuarantineReason
 from tasks.ingest.discover import read_batch
 from tasks.ingest.options import IngestOptions
 from tasks.ingest.process import BatchCounts, process_paths, record_stopped
-from tasks.workers import LocalProgress, WorkerPool
+from tasks.workers import LocalProgress, WorkerPool, warm_pool
 
 # imported once by the fork server; '__main__' first so workers do not re-run the main module each
 PRELOAD = (
@@ -116,25 +116,25 @@ def run_batch(
 def batch_pool(
     workers: int, run_id: str | None = None, *, file_timeout_s: float | None = None
 ) -> Iterator[WorkerPool | None]:
-    """A pool of ``workers`` processes with the per-file limit, already starting; None when ``workers`` < 1
-    (batches then run in the caller, without a time limit).
+    """A pool of ``workers`` processes with the per-file limit (this process's previous run's, still warm, or
+    new and already starting: :func:`tasks.workers.warm_pool`); None when ``workers`` < 1 (batches then run in
+    the caller, without a time limit).
 
     With ``run_id`` the pool is registered for :func:`registered_pool` while the context is open.
     """
     if workers < 1:
         yield None
         return
-    pool = WorkerPool(workers, preload=PRELOAD, item_timeout_s=file_timeout_s)
-    if run_id is not None:
-        with _POOLS_LOCK:
-            _POOLS[run_id] = pool
-    try:
-        yield pool
-    finally:
+    with warm_pool(workers, preload=PRELOAD, item_timeout_s=file_timeout_s) as pool:
         if run_id is not None:
             with _POOLS_LOCK:
-                _POOLS.pop(run_id, None)
-        pool.close()
+                _POOLS[run_id] = pool
+        try:
+            yield pool
+        finally:
+            if run_id is not None:
+                with _POOLS_LOCK:
+                    _POOLS.pop(run_id, None)
 
 
 def registered_pool(run_id: str) -> WorkerPool | None:
