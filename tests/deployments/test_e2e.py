@@ -1,6 +1,8 @@
 """End to end with a real Prefect server: `medflow serve` serves every deployment; an ingest's
-``medflow.dataset.updated`` event starts training, whose ``medflow.model.trained`` event starts evaluation;
-no flow or task run name, parameter, log line or artifact carries a planted PHI value."""
+``medflow.dataset.updated`` event starts training on two (gloo) processes, started by torchrun from the train
+flow, whose one ``medflow.model.trained`` event starts one evaluation; no flow or task run name, parameter, log
+line or artifact carries a planted PHI value. (``tests/models/test_ddp.py`` compares such a run with a
+one-process run.)"""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ TINY_TRAINING = {
     "start_col": "study_date",
     "end_col": "followup_date",
     "event_col": "event",
-    "backbone": "r3d_18",
+    "backbone": "cnn3d",  # the video backbones are tested in tests/models
+    "devices": "2",
     "epochs": 1,
     "frames": 4,
     "size": 32,
@@ -96,6 +99,16 @@ def _wait_for(flow_name: str, since: float, timeout_s: float, serve: subprocess.
     raise AssertionError(f"no finished {flow_name} flow run within {timeout_s} s:\n{log.read_text()[-4000:]}")
 
 
+async def _trained_events(run_id: str) -> list[dict]:
+    from prefect import get_client
+
+    async with get_client() as client:
+        event_filter = {"event": {"name": ["medflow.model.trained"]}, "resource": {"id": [f"medflow.run.{run_id}"]}}
+        response = await client._client.post("/events/filter", json={"filter": event_filter, "limit": 50})
+        response.raise_for_status()
+    return [e for e in response.json()["events"] if e["payload"].get("run_id") == run_id]
+
+
 def _deployment_names() -> set[str]:
     async def read() -> set[str]:
         from prefect import get_client
@@ -146,10 +159,19 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
         assert train.state_type.value == "COMPLETED", log.read_text()[-4000:]
         evaluate = _wait_for("evaluate", since, 300, serve, log)
         assert evaluate.state_type.value == "COMPLETED", log.read_text()[-4000:]
-        (run_dir,) = (dataset / "runs").iterdir()
+        (run_dir,) = (dataset / "runs").iterdir()  # one run directory for both ranks
         assert places.path(LocationKind.RUN, evaluate.parameters["run_dir"]) == run_dir.resolve()  # a handle
         assert evaluate.parameters["n_resamples"] == 50  # deployment defaults merged with the event's run_dir
         assert (run_dir / "report.html").exists()
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert config["distributed"] == {"world_size": 2, "nodes": 1, "backend": "gloo"}
+        assert len(asyncio.run(_trained_events(config["run_id"]))) == 1
+        time.sleep(3)  # a second evaluation, had one been triggered, would have started by now
+        evaluations = [r for name, r in asyncio.run(_flow_runs())
+                       if name == "evaluate" and r.created and r.created.timestamp() >= since]  # fmt: skip
+        assert len(evaluations) == 1
+        rank_log = state / "logs" / f"train-{config['run_id']}.log"
+        assert "MEMBER: 2/2" in rank_log.read_text()  # both ranks ran, and their output stayed off Prefect
     finally:
         serve.send_signal(signal.SIGINT)
         try:
