@@ -131,7 +131,7 @@ def crash_runs(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) ->
     base = tmp / "base"
     copy_real(base, ("CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "rtplan.dcm"))
     source = tmp / "source"
-    replicate(base, source, copies=8)
+    replicate(base, source, copies=4)
     (source / "broken.dcm").write_bytes(b"not dicom")
     key = write_key(tmp / "deid.key")
     env = _env(tmp)
