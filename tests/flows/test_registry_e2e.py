@@ -21,7 +21,9 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tasks.locations import LocationKind, Locations, register_location
+from tasks.predict.profile import VIEW_UNCHECKED
 from tasks.registry.store import CHAMPION, client
+from tests.tasks.ingest.sources import write_key
 
 pytestmark = pytest.mark.slow
 PATIENTS, LATER = 24, 4  # the last LATER patients come in the second export, unlabelled
@@ -37,6 +39,16 @@ async def _events(name: str) -> list[dict]:
         response = await c._client.post("/events/filter", json={"filter": {"event": {"name": [name]}}})
         response.raise_for_status()
         return response.json()["events"]
+
+
+async def _markdown(key: str) -> str:
+    """The latest markdown of the artifact ``key``."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as c:
+        found = await c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return str(max(found, key=lambda a: a.created).data)
 
 
 def _rewrite(path: Path, change) -> None:
@@ -115,14 +127,12 @@ def test_ingest_train_promote_predict(prefect_server: str, tmp_path: Path, monke
     from flows.predict import predict
     from flows.promote import promote
     from flows.train import train
-    from tasks.deid.keys import write_new_key
 
     state = tmp_path / "state"
     monkeypatch.setenv("MEDFLOW_STATE_DIR", str(state))
     monkeypatch.setenv("MEDFLOW_MLFLOW", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    key = tmp_path / "deid.key"
-    write_new_key(key)
+    key = write_key(tmp_path / "deid.key")  # a fixed key: the same pseudonyms, hence the same split, every run
     first_export, second_export, labels_csv = _exports(tmp_path, key)
     dataset = register_location(state, LocationKind.DATASET, tmp_path / "ds")
     key_name = register_location(state, LocationKind.KEY, key)
@@ -146,6 +156,14 @@ def test_ingest_train_promote_predict(prefect_server: str, tmp_path: Path, monke
     mlflow = client(state)
     assert int(mlflow.get_model_version_by_alias(model, CHAMPION).version) == 1
     assert mlflow.get_model_version(model, "2").tags["promotion"] == "refused"
+    run2 = mlflow.get_model_version(model, "2").run_id
+    assert decision["mlflow_run_id"] == run2 and sorted(decision["plots"]) == [
+        "promotion/bootstrap.png", "promotion/decision.html", "promotion/subgroups.png"]  # fmt: skip
+    assert {a.path for a in mlflow.list_artifacts(run2, "promotion")} == set(decision["plots"])
+    page = Path(mlflow.download_artifacts(run2, "promotion/decision.html", str(tmp_path / "dl"))).read_text()
+    assert page.count("data:image/png;base64,") == 2 and "not better than the champion" in page
+    markdown = asyncio.run(_markdown("promotion-decision"))
+    assert run2 in markdown and "`promotion/decision.html`" in markdown and str(tmp_path) not in markdown
 
     before = pd.read_parquet(tmp_path / "ds" / "manifest.parquet")
     later = ingest(register_location(state, LocationKind.SOURCE, second_export), dataset, key_name, **INGEST)
@@ -156,6 +174,7 @@ def test_ingest_train_promote_predict(prefect_server: str, tmp_path: Path, monke
     assert report["model"] == model and report["new_rows"] == later["new_rows"]
     counts = predict(dataset, model)
     assert counts["version"] == 1 and counts["threshold"] is not None and counts["validation_rows"] >= 1
+    assert counts["unchecked"] == [VIEW_UNCHECKED]  # ingest records no echo view: said, not silently passed
     assert counts["refused"] == {"qc-failed": 1, "unseen-kind": 1, "intensity-out-of-distribution": 1}, counts
     out = Locations(state, {}).path(LocationKind.DATASET, dataset) / "predictions" / f"{model}-v1"
     instances = pd.read_parquet(out / "predictions.parquet")
