@@ -5,7 +5,9 @@ A synthetic echo cohort (DICOM with header and burned-in PHI) arrives in two exp
 becomes champion (there is none), the second is identical, so every paired difference on the shared held-out
 patients is 0: non-inferior, but not better, hence refused with that reason. The second export brings patients
 without labels; among them inputs the champion must not score, made at the DICOM level: a CT series (a kind it
-never saw), a clip too short for QC, and an inverted (white background) clip. ``drift`` and ``predict`` follow.
+never saw), a clip too short for QC, and an inverted (white background) clip. ``drift`` and ``predict`` follow;
+the head is evidential, so the uncertainty that decides abstention is the evidential ``u`` (the spread over two
+test-time clips of a tiny one-epoch model is ~1e-7, float noise).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from tests.tasks.ingest.sources import write_key
 
 pytestmark = pytest.mark.slow
 PATIENTS, LATER = 24, 4  # the last LATER patients come in the second export, unlabelled
-OPTIONS = {"id_col": "mrn", "target_col": "ef_class", "backbone": "cnn3d", "frames": 4, "size": 16, "epochs": 1,
-           "num_workers": 0, "test_clips": 2, "batch_size": 8}  # fmt: skip
+OPTIONS = {"id_col": "mrn", "target_col": "ef_class", "head": "evidential", "backbone": "cnn3d", "frames": 4,
+           "size": 16, "epochs": 1, "num_workers": 0, "test_clips": 2, "batch_size": 8}  # fmt: skip
 INGEST = {"workers": 0, "clean_pixels": "off", "target_fps": 15.0, "view_size": 16, "audit": False}
 
 
@@ -172,7 +174,7 @@ def test_ingest_train_promote_predict(prefect_server: str, tmp_path: Path, monke
     assert later["new_rows"] == len(manifest) - len(before) > 0 and len(new_patients) == LATER
     (report,) = drift(dataset)
     assert report["model"] == model and report["new_rows"] == later["new_rows"]
-    counts = predict(dataset, model)
+    counts = predict(dataset, model, coverage=0.5)  # evidential u; half the validation instances: some abstain
     assert counts["version"] == 1 and counts["threshold"] is not None and counts["validation_rows"] >= 1
     assert counts["unchecked"] == [VIEW_UNCHECKED]  # ingest records no echo view: said, not silently passed
     assert counts["refused"] == {"qc-failed": 1, "unseen-kind": 1, "intensity-out-of-distribution": 1}, counts
@@ -180,7 +182,7 @@ def test_ingest_train_promote_predict(prefect_server: str, tmp_path: Path, monke
     instances = pd.read_parquet(out / "predictions.parquet")
     assert set(instances["patient_id"]) == new_patients  # only patients the model never saw
     live = instances[instances["status"] != "refused"]
-    assert counts["scored"] + counts["abstained"] == len(live) > 0
+    assert counts["scored"] + counts["abstained"] == len(live) and counts["scored"] >= 1 and counts["abstained"] >= 1
     assert live[["prob_normal", "prob_reduced", "uncertainty"]].notna().all().all()
     assert instances.loc[instances["status"] == "refused", "prob_normal"].isna().all()  # never scored
     assert (live["status"] == np.where(live["uncertainty"] > counts["threshold"], "abstain", "scored")).all()
