@@ -50,8 +50,11 @@ def predict_model(dataset: str, model: str, coverage: float, clips: int) -> dict
             summary = predict_dataset(path, locations.state_dir, model, coverage, clips,
                                       device="cuda" if gpu else "cpu")  # fmt: skip
     described = (f"{summary.model} v{summary.version}: instances scored, abstained (threshold {summary.threshold} "
-                 f"for {summary.coverage:.0%} validation coverage), refused and why")  # fmt: skip
+                 f"for {summary.coverage:.0%} validation coverage), refused and why"
+                 + "".join(f". {note}" for note in summary.unchecked))  # fmt: skip
     create_table_artifact(key=f"predict-counts-v{summary.version}", table=summary.table(), description=described)
     get_run_logger().info("predict %s v%d: %d scored, %d abstained, %d refused", summary.model, summary.version,
                           summary.scored, summary.abstained, sum(summary.refused.values()))  # fmt: skip
+    for note in summary.unchecked:
+        get_run_logger().warning("predict %s v%d: %s", summary.model, summary.version, note)
     return dataclasses.asdict(summary)

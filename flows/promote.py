@@ -2,7 +2,9 @@
 
 Thin: the work is ``tasks.registry.promote.promote_run``. The parameter is the run's location name (the
 ``run-…`` handle of the event); artifacts hold metric names, numbers, subgroup labels (sex, age band, group)
-and model versions only; ``medflow.model.promoted`` is emitted when the alias ``champion`` moves.
+and model versions only (the plots are MLflow artifacts of the challenger's run, named by run id and artifact
+path: a Prefect artifact cannot hold an image); ``medflow.model.promoted`` is emitted when the alias ``champion``
+moves.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def publish(result: PromotionResult, policy: PromotionPolicy) -> None:
              f"of at least {policy.min_subgroup_patients} patients worse by more than {policy.subgroup_tolerance}.",
              ""]  # fmt: skip
     lines += [f"- {r}" for r in result.reasons] or ["- all criteria met"]
+    if result.plots:
+        lines += ["", f"Plots (bootstrap distribution of the differences with the margin; per-subgroup differences "
+                  f"with intervals) are artifacts of MLflow run `{result.mlflow_run_id}`: "
+                  + ", ".join(f"`{p}`" for p in result.plots)]  # fmt: skip
     create_markdown_artifact(key="promotion-decision", markdown="\n".join(lines), description="Promotion decision")
     if result.table:
         create_table_artifact(

@@ -23,7 +23,7 @@ from models.table import MANIFEST
 from tasks.atomic import atomic_write_bytes
 from tasks.errors import ConfigError
 from tasks.predict.infer import Scored, score_rows
-from tasks.predict.profile import TrainingProfile, refusal_reasons, with_intensity
+from tasks.predict.profile import TrainingProfile, refusal_reasons, unchecked, with_intensity
 from tasks.registry.store import champion_version, client
 from tasks.registry.versions import load_version
 
@@ -46,6 +46,7 @@ class PredictSummary:
     threshold: float | None = None
     coverage: float = 0.9
     validation_rows: int = 0
+    unchecked: list[str] = field(default_factory=list)  # refusal checks the manifest gave no data for
 
     def table(self) -> list[dict[str, Any]]:
         rows = [{"outcome": "scored", "instances": self.scored}, {"outcome": "abstain", "instances": self.abstained}]
@@ -82,6 +83,7 @@ def predict_dataset(
         run = load_version(c, version, Path(tmp))
     split = {k: {str(p) for p in v} for k, v in run.config["split"].items()}
     manifest = model_rows(pd.read_parquet(Path(dataset) / MANIFEST), run)
+    summary.unchecked = unchecked(manifest.columns)
     patients = manifest["patient_id"].astype(str)
     usable = manifest["array_key"].notna() & (manifest.get("qc_status", "pass") == "pass")
     train = with_intensity(dataset, manifest[patients.isin(split["train"]) & usable], "array_key")

@@ -56,6 +56,8 @@ class Decision:
     promote: bool
     reasons: list[str]
     differences: list[Difference] = field(default_factory=list)
+    #: overall bootstrap differences (signed, > 0 better) per primary metric: the promotion plots draw them
+    distributions: dict[str, np.ndarray] = field(default_factory=dict)
 
     def table(self) -> list[dict[str, object]]:
         return [d.row() for d in self.differences]
@@ -74,7 +76,9 @@ def compare(champion: pd.DataFrame, challenger: pd.DataFrame, task: Task, policy
         options = EvaluationOptions(**{**options.__dict__, "horizons": default_horizons(challenger)})
     W = patient_weights(ids, policy.n_resamples, policy.seed)
     metrics = PRIMARY[task]
-    diffs = _differences(champion, challenger, task, W, options, metrics, "all", len(set(ids)), policy.level)
+    distributions: dict[str, np.ndarray] = {}
+    diffs = _differences(champion, challenger, task, W, options, metrics, "all", len(set(ids)), policy.level,
+                         distributions)  # fmt: skip
     for column, labels in subgroup_columns(challenger, options).items():
         for value in sorted(labels.dropna().astype(str).unique()):
             mask = (labels.astype(str) == value).to_numpy() & labels.notna().to_numpy()
@@ -83,12 +87,13 @@ def compare(champion: pd.DataFrame, challenger: pd.DataFrame, task: Task, policy
             with np.errstate(invalid="ignore", divide="ignore"):
                 diffs += _differences(*sub, task, W[:, mask], options, metrics[:1], f"{column}={value}", patients,
                                       policy.level)  # fmt: skip
-    return Decision(*_decide(diffs, metrics, policy), diffs)
+    return Decision(*_decide(diffs, metrics, policy), diffs, distributions)
 
 
 def _differences(
     champion: pd.DataFrame, challenger: pd.DataFrame, task: Task, W: np.ndarray, options: EvaluationOptions,
     metrics: tuple[tuple[str, int], ...], group: str, patients: int, level: float,
+    samples: dict[str, np.ndarray] | None = None,
 ) -> list[Difference]:  # fmt: skip
     a, b = metric_values(champion, task, W, options), metric_values(challenger, task, W, options)
     out = []
@@ -96,6 +101,8 @@ def _differences(
         if name not in a or name not in b:
             continue
         d = sign * (b[name] - a[name])
+        if samples is not None:
+            samples[name] = np.asarray(d[1:], dtype=float)  # index 0 is the full sample, the rest resamples
         low, high = percentile_interval(d, level)
         out.append(Difference(name, group, patients, float(a[name][0]), float(b[name][0]), float(d[0]), low, high))
     return out

@@ -3,14 +3,15 @@
 Held-out patients are the challenger's test patients minus every patient the champion trained or validated
 on. Both models are run by the same inference routine (``tasks.predict.infer``) on the same clips; the labels
 and subgroup columns come from the challenger's ``predictions.parquet``. The decision is recorded on the
-challenger's model version (tags) and, when it wins, the alias ``champion`` moves to it.
+challenger's model version (tags) and, when it wins, the alias ``champion`` moves to it; the promotion plots
+(``tasks.registry.plots``) are logged to the challenger's MLflow run under ``promotion/``.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ from tasks.errors import ConfigError
 from tasks.evaluate.metrics import Task
 from tasks.predict.infer import score_rows
 from tasks.registry.compare import Decision, PromotionPolicy, compare
+from tasks.registry.plots import promotion_files
 from tasks.registry.store import CHAMPION, champion_version, client
 from tasks.registry.tracking import read_record
 from tasks.registry.versions import load_version, version_config
 
 log = logging.getLogger(__name__)
 
+PLOTS_DIR = "promotion"  # in the challenger's MLflow run
 LABEL_COLUMNS = ("patient_id", "instance_id", "time", "event", "label", "sex", "age", "group")
 
 
@@ -41,6 +44,8 @@ class PromotionResult:
     reasons: list[str]
     table: list[dict[str, object]]
     patients: int  # held-out patients shared by both
+    plots: list[str] = field(default_factory=list)  # artifact paths in the challenger's MLflow run
+    mlflow_run_id: str | None = None
 
 
 def held_out_rows(run_dir: Path, config: dict[str, Any], excluded: set[str]) -> pd.DataFrame:
@@ -77,9 +82,22 @@ def promote_run(run_dir: Path, policy: PromotionPolicy, state_dir: Path, clips: 
     if decision.promote:
         c.set_registered_model_alias(name, CHAMPION, str(version))
     _tag(c, name, version, decision.promote, decision.reasons)
+    title = f"{name} v{version} vs champion v{champion.version}: {'promoted' if decision.promote else 'not promoted'}"
+    plots = log_plots(c, record["mlflow_run_id"], title, decision, policy)
     log.info("%s v%d vs champion v%s: %s", name, version, champion.version, "promoted" if decision.promote else "kept")
     return PromotionResult(name, version, int(champion.version), decision.promote, decision.reasons, decision.table(),
-                           int(rows["patient_id"].nunique()) if len(rows) else 0)  # fmt: skip
+                           int(rows["patient_id"].nunique()) if len(rows) else 0, plots,
+                           record["mlflow_run_id"])  # fmt: skip
+
+
+def log_plots(c: Any, run_id: str, title: str, decision: Decision, policy: PromotionPolicy) -> list[str]:
+    """Render the promotion plots and log them to the challenger's MLflow run; their artifact paths."""
+    files = promotion_files(title, decision, policy)
+    with tempfile.TemporaryDirectory() as tmp:
+        for file_name, data in files.items():
+            (Path(tmp) / file_name).write_bytes(data)
+            c.log_artifact(run_id, str(Path(tmp) / file_name), PLOTS_DIR)
+    return [f"{PLOTS_DIR}/{file_name}" for file_name in files]
 
 
 def _decide(rows: pd.DataFrame, run_dir: Path, config: dict, champion: Any, policy: PromotionPolicy,

@@ -48,7 +48,8 @@ class Tracking:
             safe.write_text(yaml.safe_dump(public_config(config, self.dataset), sort_keys=False))
             c.log_artifact(self.run_id, str(safe))
         c.log_artifact(self.run_id, str(run_dir / "metrics.json"))
-        c.log_artifact(self.run_id, str(best), "checkpoints")
+        with tempfile.TemporaryDirectory() as tmp:
+            c.log_artifact(self.run_id, str(public_checkpoint(best, run_dir, Path(tmp) / best.name)), "checkpoints")
         for name, value in (metrics.get("training") or {}).items():
             if isinstance(value, int | float):
                 c.log_metric(self.run_id, f"test_{name}", float(value))
@@ -72,6 +73,31 @@ def public_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     out["dataset"] = dataset
     out["args"] = {k: (dataset if k == "dataset" else None if k in PATH_FIELDS else v)
                    for k, v in config.get("args", {}).items()}  # fmt: skip
+    return out
+
+
+def public_checkpoint(best: Path, run_dir: Path, out: Path) -> Path:
+    """``best`` written to ``out`` without paths: Lightning's callback state records the checkpoint folder and
+    files by absolute path (``best_model_path``, ``best_k_models``...); they become relative to the run directory,
+    and any other absolute path an empty string. The weights are untouched."""
+    import torch
+
+    from models.checkpoints import load_checkpoint
+
+    root = str(Path(run_dir).resolve())
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {strip(k): strip(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(strip(v) for v in value)
+        if isinstance(value, str) and value.startswith("/"):
+            return str(Path(value).relative_to(root)) if value.startswith(root + "/") else ""
+        return value
+
+    state = load_checkpoint(best)
+    weights = {k: state.pop(k) for k in ("state_dict", "optimizer_states") if k in state}
+    torch.save({**strip(state), **weights}, out)
     return out
 
 

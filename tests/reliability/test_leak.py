@@ -11,7 +11,8 @@ home, SQLite database, server log):
   ``train``), ``evaluate`` on its run, and a ``train`` whose labels path makes pandas raise with the path in its
   message (the run must fail with that text withheld).
 
-Then the database file, its WAL, the server log, the clients' Prefect home and every console output are searched
+Then the database file, its WAL, the server log, the clients' Prefect home, the embedded MLflow store of the tracked
+training run (its SQLite database and artifacts) and every console output are searched
 for each planted value, every original file and folder name, the source path and (in what Prefect stored) every
 path medflow was given, in every encoding the database could hold them in: plain, JSON-escaped, URL-encoded and
 base64 (Prefect's result files), UTF-8 and UTF-16, case-insensitive. Zero hits. Small on purpose (4 synthetic
@@ -283,6 +284,19 @@ def test_prefect_keeps_no_planted_value_original_name_or_path(audited: AuditedRu
     prefect_files = _files(audited.server_home, audited.server_log, audited.client_home)
     assert audited.database in prefect_files and audited.server_log in prefect_files
     assert not search(prefect_files, {**audited.planted, **audited.places, "key": TEST_KEY})
+
+
+@pytest.mark.slow
+def test_the_mlflow_store_keeps_no_planted_value_original_name_or_path(audited: AuditedRuns) -> None:
+    """The embedded MLflow store of the tracked training run (SQLite database, artifacts: config, metrics,
+    checkpoint, evaluation report). It lives in the state directory and records its own location there, so the
+    state path is the one place it may name."""
+    store = audited.root / "state" / "mlflow"
+    files = _files(store)
+    assert store / "mlflow.db" in files and any(p.name.endswith(".ckpt") for p in files)  # the run was tracked
+    assert any(p.name == "report.html" for p in files)  # and so was its evaluation
+    places = {label: path for label, path in audited.places.items() if label != "state path"}
+    assert not search(files, {**audited.planted, **places, "key": TEST_KEY})
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.predict.apply import abstention_threshold, patient_level
-from tasks.predict.profile import TrainingProfile, refusal_reasons
+from tasks.predict.profile import VIEW_UNCHECKED, TrainingProfile, refusal_reasons, unchecked
 
 
 def rows(n: int, mean: float = 60.0, **columns: object) -> pd.DataFrame:
@@ -41,3 +41,12 @@ def test_patients_aggregate_their_instances_and_abstain_on_the_mean():
     assert list(out.index) == ["A", "B"]  # C was refused: never scored
     assert out.loc["A", "risk"] == 2.0 and out.loc["A", "instances"] == 2 and out.loc["A", "status"] == "abstain"
     assert out.loc["B", "status"] == "scored"
+
+
+def test_a_manifest_without_a_view_column_says_the_view_is_not_checked():
+    assert unchecked(rows(2).columns) == [VIEW_UNCHECKED] and "not checked" in VIEW_UNCHECKED
+    assert unchecked(rows(2, echo_view="A4C").columns) == []
+    profile = TrainingProfile.of(rows(20, echo_view="A4C"))
+    new = pd.concat([rows(1, echo_view="A4C"), rows(1, echo_view="PLAX"), rows(1, echo_view=None)], ignore_index=True)
+    assert refusal_reasons(new, profile).tolist() == ["", "unseen-view", "unseen-view"]  # unknown fails closed
+    assert TrainingProfile.of(rows(20)).views is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tasks.evaluate.metrics import Task
 from tasks.registry.compare import PromotionPolicy, compare
@@ -77,3 +78,25 @@ def test_survival_compares_harrell_c_and_ibs_on_the_same_patients():
     overall = {d.metric: d for d in decision.differences if d.group == "all"}
     assert set(overall) == {"harrell_c", "ibs"} and decision.promote
     assert overall["harrell_c"].improvement > 0.1 and overall["ibs"].improvement > 0
+
+
+def test_the_promotion_plots_draw_the_bootstrap_and_the_subgroups():
+    from tasks.registry.plots import BOOTSTRAP, PAGE, SUBGROUPS, promotion_files
+
+    f = cohort()
+    good, bad = classifier(f, 3 * (f["_signal"] - 0.5)), classifier(f, f["_noise"])
+    decision = compare(bad, good, Task.CLASSIFICATION, POLICY)
+    assert set(decision.distributions) == {"auroc", "ece"} and decision.distributions["auroc"].shape == (200,)
+    auroc = next(d for d in decision.differences if d.metric == "auroc" and d.group == "all")
+    low, high = np.percentile(decision.distributions["auroc"], [2.5, 97.5])
+    assert (low, high) == pytest.approx((auroc.low, auroc.high))  # the drawn samples are the interval's
+    files = promotion_files("m v2 vs champion v1: promoted", decision, POLICY)
+    assert set(files) == {BOOTSTRAP, SUBGROUPS, PAGE}
+    widths = {}
+    for name in (BOOTSTRAP, SUBGROUPS):
+        assert files[name].startswith(b"\x89PNG\r\n\x1a\n")
+        widths[name] = int.from_bytes(files[name][16:20], "big")  # IHDR width
+    assert widths[BOOTSTRAP] > widths[SUBGROUPS]  # two metric panels side by side
+    page = files[PAGE].decode()
+    assert page.count("data:image/png;base64,") == 2 and "all criteria met" in page and "sex=F" in page
+    assert promotion_files("nothing compared", type(decision)(False, ["no held-out patients"]), POLICY) == {}
