@@ -1,6 +1,7 @@
 """End to end with a real Prefect server: `medflow serve` serves every deployment; an ingest's
 ``medflow.dataset.updated`` event starts training on two (gloo) processes, started by torchrun from the train
-flow, whose one ``medflow.model.trained`` event starts one evaluation; no flow or task run name, parameter, log
+flow, tracked in MLflow, whose one ``medflow.model.trained`` event starts one evaluation and the promotion of
+this first version to champion; no flow or task run name, parameter, log
 line or artifact carries a planted PHI value. (``tests/models/test_ddp.py`` compares such a run with a
 one-process run.)"""
 
@@ -23,6 +24,7 @@ from tasks.deid.keys import load_key, write_new_key
 from tasks.deid.pseudonyms import Pseudonymizer
 from tasks.deid.table import deidentify_table
 from tasks.locations import LocationKind, Locations
+from tasks.registry.store import champion_version, client
 from tasks.synth.cohort import make_cohort
 
 pytestmark = pytest.mark.slow
@@ -136,7 +138,8 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
         "--evaluate-options", json.dumps({"n_resamples": 50}),
     ]  # fmt: skip
     state = tmp_path / "state"
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT), "MEDFLOW_STATE_DIR": str(state)}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT), "MEDFLOW_STATE_DIR": str(state),
+           "MEDFLOW_MLFLOW": "true"}  # fmt: skip
     with log.open("w") as out:
         serve = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -159,6 +162,8 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
         assert train.state_type.value == "COMPLETED", log.read_text()[-4000:]
         evaluate = _wait_for("evaluate", since, 300, serve, log)
         assert evaluate.state_type.value == "COMPLETED", log.read_text()[-4000:]
+        promote = _wait_for("promote", since, 300, serve, log)  # the first version of the model: champion
+        assert promote.state_type.value == "COMPLETED", log.read_text()[-4000:]
         (run_dir,) = (dataset / "runs").iterdir()  # one run directory for both ranks
         assert places.path(LocationKind.RUN, evaluate.parameters["run_dir"]) == run_dir.resolve()  # a handle
         assert evaluate.parameters["n_resamples"] == 50  # deployment defaults merged with the event's run_dir
@@ -172,6 +177,9 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
         assert len(evaluations) == 1
         rank_log = state / "logs" / f"train-{config['run_id']}.log"
         assert "MEMBER: 2/2" in rank_log.read_text()  # both ranks ran, and their output stayed off Prefect
+        record = json.loads((run_dir / "registry.json").read_text())  # rank 0 alone opened the MLflow run
+        champion = champion_version(client(state), record["model"])
+        assert champion is not None and int(champion.version) == int(record["version"]) == 1
     finally:
         serve.send_signal(signal.SIGINT)
         try:
