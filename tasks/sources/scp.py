@@ -21,11 +21,13 @@ from collections.abc import Sequence
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode_file_meta
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from tasks.sources.contexts import storage_contexts
 from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields
+from tasks.sources.spool import PREAMBLE, Spool, Spooled
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +109,6 @@ class GuardedServer(ThreadedAssociationServer):
         self.server_close()
 
 
-PREAMBLE = b"\x00" * 128 + b"DICM"
-
-
 class StoreSCP:
     """A running C-STORE/C-ECHO SCP that hands each instance to a :class:`Receiver`."""
 
@@ -130,6 +129,8 @@ class StoreSCP:
         self.receiver = receiver
         self.listener = listener
         self._allow_ae = {a.strip() for a in allow_ae}
+        self._spools: dict[object, Spool] = {}  # association -> its spool
+        self._spools_lock = threading.Lock()
         ae = AE(ae_title=ae_title)
         ae.supported_contexts = [*storage_contexts()]
         ae.add_supported_context(Verification)
@@ -145,6 +146,8 @@ class StoreSCP:
             ssl_context=ssl_context,
             evt_handlers=[
                 (evt.EVT_CONN_OPEN, self._on_open),
+                (evt.EVT_CONN_CLOSE, self._on_close),
+                (evt.EVT_PDU_RECV, self._on_pdu),
                 (evt.EVT_C_STORE, self._on_store),
                 (evt.EVT_REJECTED, self._on_rejected),
             ],
@@ -174,16 +177,47 @@ class StoreSCP:
             assoc.abort()
         self._thread.join(timeout=10)
 
-    @staticmethod
-    def _on_open(event) -> None:
-        """Before the association's reactors start: poll the connection more often than pynetdicom's default."""
+    def _on_open(self, event) -> None:
+        """Before the association's reactors start: poll the connection more often than pynetdicom's default;
+        drop the spools of associations that ended without closing their connection."""
         event.assoc.dul._run_loop_delay = DUL_LOOP_DELAY_S
+        with self._spools_lock:
+            ended = [assoc for assoc in self._spools if not assoc.is_alive()]
+            spools = [self._spools.pop(assoc) for assoc in ended]
+        for spool in spools:
+            spool.close()
+
+    def _on_close(self, event) -> None:
+        with self._spools_lock:
+            spool = self._spools.pop(event.assoc, None)
+        if spool is not None:
+            spool.close()
+
+    def _on_pdu(self, event) -> None:
+        """Each PDU received (the association's reader thread): spool large data sets as they arrive."""
+        spool = self._spools.get(event.assoc)
+        if spool is None:
+            if not isinstance(event.pdu, P_DATA_TF):
+                return
+            syntaxes = {int(cx.context_id): str(cx.transfer_syntax[0]) for cx in event.assoc.accepted_contexts}
+            spool = Spool(self.receiver.inbox.root, syntaxes)
+            with self._spools_lock:
+                self._spools[event.assoc] = spool
+        spool.on_pdu(event.pdu)
+
+    def _spooled(self, assoc, request, size: int) -> Spooled | None:
+        spool = self._spools.get(assoc)
+        if spool is None:
+            return None
+        return spool.take(int(request.MessageID), str(request.AffectedSOPInstanceUID or ""), size)
 
     def _on_store(self, event) -> int:
         """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback).
 
         The dataset is written as received, behind a file meta header, without copying it: placed by the
-        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID."""
+        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID. A data set spooled
+        while it arrived (:mod:`tasks.sources.spool`) is only synced and moved into place."""
+        spooled = None
         try:
             request = event.request
             dataset = request.DataSet  # the encoded dataset as the peer sent it (BytesIO)
@@ -192,8 +226,13 @@ class StoreSCP:
                 fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
             )
             with dataset.getbuffer() as body:
+                spooled = self._spooled(event.assoc, request, body.nbytes)
+                if spooled is not None:
+                    return STATUS[self.receiver.store_file(spooled.finish(), placement)]
                 outcome = self.receiver.store_bytes((PREAMBLE, encode_file_meta(event.file_meta), body), placement)
         except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
+            if spooled is not None:
+                spooled.discard()
             logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
             return 0xA700
         return STATUS[outcome]
