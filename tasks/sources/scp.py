@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import socket
@@ -18,16 +19,16 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode_file_meta
-from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from tasks.sources.contexts import storage_contexts
-from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields
-from tasks.sources.spool import PREAMBLE, Spool, Spooled
+from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields, read_placing_fields
+from tasks.sources.spool import PREAMBLE, Spool, Spooled, SpoolingSocket
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +77,30 @@ def host_allowed(address: str, allowed: Networks) -> bool:
 class GuardedServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, closing connections from hosts off the allow-list before TLS or any PDU."""
 
-    def __init__(self, *args, allowed: Networks, listener: str, **kwargs) -> None:
+    def __init__(self, *args, allowed: Networks, listener: str, spool_folder: Path, **kwargs) -> None:
         self.allowed = allowed
         self.listener = listener
+        self.spool_folder = spool_folder
+        self._spools: dict[object, Spool] = {}  # peer address -> the spool of its connection, until it opens
+        self._spools_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def claim_spool(self, address: object) -> Spool | None:
+        """The spool of the connection from ``address`` (None: a TLS connection, not spooled)."""
+        with self._spools_lock:
+            return self._spools.pop(address, None)
+
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        """Accept; wrap in TLS (with a handshake time limit) only connections from allowed hosts."""
+        """Accept; wrap connections from allowed hosts in TLS (with a handshake time limit), or else in a
+        :class:`SpoolingSocket`."""
         client, address = self.socket.accept()
-        if not self.ssl_context or not host_allowed(address[0], self.allowed):
-            return client, address  # verify_request closes the refused ones
+        if not host_allowed(address[0], self.allowed):
+            return client, address  # verify_request closes it
+        if not self.ssl_context:
+            spooling = SpoolingSocket(client, Spool(self.spool_folder))
+            with self._spools_lock:
+                self._spools[address] = spooling.spool
+            return spooling, address  # type: ignore[return-value]
         client.settimeout(HANDSHAKE_TIMEOUT_S)
         try:
             wrapped = self.ssl_context.wrap_socket(client, server_side=True)
@@ -147,13 +162,13 @@ class StoreSCP:
             evt_handlers=[
                 (evt.EVT_CONN_OPEN, self._on_open),
                 (evt.EVT_CONN_CLOSE, self._on_close),
-                (evt.EVT_PDU_RECV, self._on_pdu),
                 (evt.EVT_C_STORE, self._on_store),
                 (evt.EVT_REJECTED, self._on_rejected),
             ],
             server_class=GuardedServer,
             allowed=networks(allow_hosts),
             listener=listener,
+            spool_folder=receiver.inbox.root,
         )
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"scp-{listener}", daemon=True
@@ -179,13 +194,17 @@ class StoreSCP:
 
     def _on_open(self, event) -> None:
         """Before the association's reactors start: poll the connection more often than pynetdicom's default;
-        drop the spools of associations that ended without closing their connection."""
+        note the connection's spool; drop those of associations that ended without closing their connection."""
         event.assoc.dul._run_loop_delay = DUL_LOOP_DELAY_S
+        spool = self.server.claim_spool(event.address)
         with self._spools_lock:
             ended = [assoc for assoc in self._spools if not assoc.is_alive()]
             spools = [self._spools.pop(assoc) for assoc in ended]
-        for spool in spools:
-            spool.close()
+            if spool is not None:
+                spool.assoc = event.assoc
+                self._spools[event.assoc] = spool
+        for old in spools:
+            old.close()
 
     def _on_close(self, event) -> None:
         with self._spools_lock:
@@ -193,23 +212,11 @@ class StoreSCP:
         if spool is not None:
             spool.close()
 
-    def _on_pdu(self, event) -> None:
-        """Each PDU received (the association's reader thread): spool large data sets as they arrive."""
-        spool = self._spools.get(event.assoc)
-        if spool is None:
-            if not isinstance(event.pdu, P_DATA_TF):
-                return
-            syntaxes = {int(cx.context_id): str(cx.transfer_syntax[0]) for cx in event.assoc.accepted_contexts}
-            spool = Spool(self.receiver.inbox.root, syntaxes)
-            with self._spools_lock:
-                self._spools[event.assoc] = spool
-        spool.on_pdu(event.pdu)
-
-    def _spooled(self, assoc, request, size: int) -> Spooled | None:
+    def _spooled(self, assoc, request) -> Spooled | None:
         spool = self._spools.get(assoc)
         if spool is None:
             return None
-        return spool.take(int(request.MessageID), str(request.AffectedSOPInstanceUID or ""), size)
+        return spool.take(int(request.MessageID), str(request.AffectedSOPInstanceUID or ""))
 
     def _on_store(self, event) -> int:
         """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback).
@@ -220,15 +227,15 @@ class StoreSCP:
         spooled = None
         try:
             request = event.request
+            spooled = self._spooled(event.assoc, request)
+            if spooled is not None:
+                return self._store_spooled(spooled, request, event.context.transfer_syntax)
             dataset = request.DataSet  # the encoded dataset as the peer sent it (BytesIO)
             fields = read_dataset_fields(dataset, event.context.transfer_syntax)
             placement = self.receiver.place(
                 fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
             )
             with dataset.getbuffer() as body:
-                spooled = self._spooled(event.assoc, request, body.nbytes)
-                if spooled is not None:
-                    return STATUS[self.receiver.store_file(spooled.finish(), placement)]
                 outcome = self.receiver.store_bytes((PREAMBLE, encode_file_meta(event.file_meta), body), placement)
         except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
             if spooled is not None:
@@ -236,6 +243,19 @@ class StoreSCP:
             logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
             return 0xA700
         return STATUS[outcome]
+
+    def _store_spooled(self, spooled: Spooled, request, transfer_syntax: str) -> int:
+        """Place, sync and move into place a data set spooled as it arrived; refuse one whose writing failed."""
+        if spooled.failed:
+            spooled.discard()
+            return STATUS[Outcome.FAILED]
+        fields = read_dataset_fields(io.BytesIO(spooled.head), transfer_syntax)
+        if spooled.data_bytes > len(spooled.head) and (fields is None or "StudyInstanceUID" not in fields):
+            fields = read_placing_fields(spooled.path)  # the header may run past the part kept in memory
+        placement = self.receiver.place(
+            fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
+        )
+        return STATUS[self.receiver.store_file(spooled.finish(), placement)]
 
     def _on_rejected(self, event) -> None:
         calling = str(event.assoc.requestor.ae_title or "").strip()
