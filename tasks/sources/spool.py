@@ -143,7 +143,9 @@ class Spool:
             else:
                 parts.append(body[offset:end])
             offset = end
-        return b"".join(parts) if changed else body
+        if not changed:
+            return body
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _spool(self, context_id: int, control: int, data: memoryview) -> bool:
         """Handle one fragment; True when it was spooled (and is to be emptied)."""
@@ -281,14 +283,10 @@ class SpoolingSocket:
         if len(self._buffer) < length:
             self._buffer = bytearray(length)
         body = self._read(length, memoryview(self._buffer)[:length])
-        if len(body) < length:  # cut short: pynetdicom sees the short PDU and closes the association
-            self._out = memoryview(bytes(header) + bytes(body))
-            return
-        filtered = self.spool.filter(body)
-        if filtered is body:
-            self._out = memoryview(bytes(header) + bytes(body))
-        else:
-            self._out = memoryview(_PDU_HEADER.pack(P_DATA_TF, 0, len(filtered)) + filtered)
+        filtered = self.spool.filter(body) if len(body) == length else body  # cut short: pynetdicom sees it
+        if filtered is not body:
+            header = memoryview(_PDU_HEADER.pack(P_DATA_TF, 0, len(filtered)))
+        self._out = memoryview(b"".join((header, filtered)))
 
     def _read(self, size: int, into: memoryview) -> memoryview:
         """Read ``size`` bytes into ``into``; fewer if the connection ends."""
