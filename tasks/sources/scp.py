@@ -146,6 +146,7 @@ class StoreSCP:
         self._allow_ae = {a.strip() for a in allow_ae}
         self._spools: dict[object, Spool] = {}  # association -> its spool
         self._spools_lock = threading.Lock()
+        self.spooled = 0  # instances stored from a spooled data set
         ae = AE(ae_title=ae_title)
         ae.supported_contexts = [*storage_contexts()]
         ae.add_supported_context(Verification)
@@ -255,6 +256,7 @@ class StoreSCP:
         placement = self.receiver.place(
             fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
         )
+        self.spooled += 1
         return STATUS[self.receiver.store_file(spooled.finish(), placement)]
 
     def _on_rejected(self, event) -> None:
