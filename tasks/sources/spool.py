@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import secrets
+import select
 import socket
 import struct
 import threading
@@ -114,9 +115,13 @@ class Spool:
         self._done: deque[Spooled] = deque()
         self._lock = threading.Lock()
         self._closed = False
+        self.droppable = False
 
     def filter(self, body: memoryview) -> bytes | memoryview:
-        """A P-DATA-TF PDU's body as pynetdicom should see it: spooled data set fragments emptied."""
+        """A P-DATA-TF PDU's body as pynetdicom should see it: spooled data set fragments emptied.
+        :attr:`droppable` tells whether it held only spooled fragments, none the last of its data set (so
+        pynetdicom need not see it at all)."""
+        self.droppable = False
         with self._lock:
             if self._closed:
                 return body
@@ -130,6 +135,7 @@ class Spool:
     def _filter(self, body: memoryview) -> bytes | memoryview:
         parts: list[bytes | memoryview] = []
         changed = False
+        middle = True  # only spooled fragments, none a data set's last
         offset = 0
         while offset < len(body):
             (length,) = _ITEM_LENGTH.unpack_from(body, offset)
@@ -140,11 +146,14 @@ class Spool:
             if self._spool(context_id, control, body[offset + 6 : end]):
                 parts.append(bytes((0, 0, 0, 2, context_id, control)))  # the item, its fragment emptied
                 changed = True
+                middle = middle and not control & 2
             else:
                 parts.append(body[offset:end])
+                middle = False
             offset = end
         if not changed:
             return body
+        self.droppable = middle
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _spool(self, context_id: int, control: int, data: memoryview) -> bool:
@@ -272,21 +281,28 @@ class SpoolingSocket:
         return b""  # the peer closed the connection
 
     def _next_pdu(self) -> None:
-        header = self._read(6, memoryview(bytearray(6)))
-        if len(header) < 6:
-            self._out = header
+        """Read the next PDU for pynetdicom. P-DATA holding only spooled middle fragments of a data set is
+        dropped while the next PDU is already waiting (pynetdicom's work per PDU is saved; it gets the
+        emptied PDU whenever it would otherwise wait here, so its timers and stop requests still run)."""
+        while True:
+            header = self._read(6, memoryview(bytearray(6)))
+            if len(header) < 6:
+                self._out = header
+                return
+            pdu_type, _, length = _PDU_HEADER.unpack(header)
+            if pdu_type != P_DATA_TF or length > MAX_FILTERED_PDU:
+                self._out, self._passthrough = header, length
+                return
+            if len(self._buffer) < length:
+                self._buffer = bytearray(length)
+            body = self._read(length, memoryview(self._buffer)[:length])
+            filtered = self.spool.filter(body) if len(body) == length else body  # cut short: pynetdicom sees it
+            if filtered is not body:
+                if self.spool.droppable and select.select([self._sock], [], [], 0)[0]:
+                    continue
+                header = memoryview(_PDU_HEADER.pack(P_DATA_TF, 0, len(filtered)))
+            self._out = memoryview(b"".join((header, filtered)))
             return
-        pdu_type, _, length = _PDU_HEADER.unpack(header)
-        if pdu_type != P_DATA_TF or length > MAX_FILTERED_PDU:
-            self._out, self._passthrough = header, length
-            return
-        if len(self._buffer) < length:
-            self._buffer = bytearray(length)
-        body = self._read(length, memoryview(self._buffer)[:length])
-        filtered = self.spool.filter(body) if len(body) == length else body  # cut short: pynetdicom sees it
-        if filtered is not body:
-            header = memoryview(_PDU_HEADER.pack(P_DATA_TF, 0, len(filtered)))
-        self._out = memoryview(b"".join((header, filtered)))
 
     def _read(self, size: int, into: memoryview) -> memoryview:
         """Read ``size`` bytes into ``into``; fewer if the connection ends."""
