@@ -110,7 +110,7 @@ class Spool:
         self.assoc: Any = None  # the pynetdicom Association, once the connection has one (its accepted contexts)
         self._syntaxes: dict[int, str] | None = None
         self._command = bytearray()
-        self._request: tuple[int, str, bytes] | None = None  # message ID, SOP Instance UID, Part-10 header
+        self._request: tuple[int, bytes] | None = None  # the last command: context ID, encoded command set
         self._current: Spooled | None = None
         self._done: deque[Spooled] = deque()
         self._lock = threading.Lock()
@@ -162,13 +162,16 @@ class Spool:
             self._abandon()  # a data set still being spooled was cut short
             self._command += data
             if control & 2:
-                self._request = self._store_request(context_id, bytes(self._command))
+                self._request = (context_id, bytes(self._command))  # decoded only if its data set is spooled
                 self._command.clear()
             return False
         current = self._current
         if current is None:
-            request, self._request = self._request, None
-            if request is None or control & 2:  # not a C-STORE, or its data set in one fragment: pynetdicom's
+            pending, self._request = self._request, None
+            if pending is None or control & 2:  # no command, or the data set in one fragment: pynetdicom's
+                return False
+            request = self._store_request(*pending)
+            if request is None:  # not a C-STORE request
                 return False
             current = self._open(*request)
             if current is None:  # could not open: this data set goes through pynetdicom
