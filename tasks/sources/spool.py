@@ -79,8 +79,13 @@ class Spooled:
             written = os.write(self.fd, data)
             data = data[written:]
             self.data_bytes += written
+        if self.header_bytes + self.data_bytes - self.flushed >= WRITEBACK_BYTES:
+            self.write_back()
+
+    def write_back(self) -> None:
+        """Start the disk write of what has been written since the last call (``POSIX_FADV_DONTNEED``)."""
         end = self.header_bytes + self.data_bytes
-        if _FADVISE is not None and end - self.flushed >= WRITEBACK_BYTES:
+        if _FADVISE is not None and end > self.flushed:
             _FADVISE(self.fd, self.flushed, end - self.flushed, os.POSIX_FADV_DONTNEED)
             self.flushed = end
 
@@ -185,6 +190,8 @@ class Spool:
             self._current = None
             if current.failed:
                 current.discard()
+            else:
+                current.write_back()  # the tail, before the handler's fdatasync waits for it
             self._done.append(current)
         return True
 
