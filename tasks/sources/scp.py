@@ -199,7 +199,7 @@ class StoreSCP:
         event.assoc.dul._run_loop_delay = DUL_LOOP_DELAY_S
         spool = self.server.claim_spool(event.address)
         with self._spools_lock:
-            ended = [assoc for assoc in self._spools if not assoc.is_alive()]
+            ended = [assoc for assoc in self._spools if assoc.ident is not None and not assoc.is_alive()]
             spools = [self._spools.pop(assoc) for assoc in ended]
             if spool is not None:
                 spool.assoc = event.assoc
