@@ -3,13 +3,18 @@
 Sender for every run: dcmtk's ``storescu`` (one association, the whole folder), same machine, loopback.
 Receivers, started fresh for each run and in rotating order (a shared machine's load hits all of them):
 
-* ``medflow``: ``tasks.sources.listener.Listener`` in its own process (pynetdicom C-STORE SCP). It acknowledges
-  an instance only after the file *and* its folder entry are fsynced (``Inbox.write``): the only mode it has;
+* ``medflow``: ``tasks.sources.listener.Listener`` in its own process (pynetdicom C-STORE SCP; a data set spread
+  over several PDUs is spooled to disk as it arrives, ``tasks.sources.spool``). It acknowledges an instance only
+  after the file *and* its folder entry are fsynced: the only mode it has;
 * ``storescp``: dcmtk's storescp as it ships (``+B`` bit-preserving, the fastest way it writes; ``+xa`` to
   accept the JPEG cines, ``-pdu 131072``, its largest). It does **not** fsync: an acknowledged instance can
   still be lost in a power cut;
 * ``storescp+fsync``: the same, with equal durability: an ``LD_PRELOAD`` shim (compiled here with gcc) fsyncs
   every written file and its folder when storescp closes it, before the C-STORE response goes out.
+
+PDU sizes are the same for every receiver: storescu sends P-DATA PDUs of at most 128 KiB (dcmtk's largest, also
+``storescu --max-send-pdu``'s upper bound; a cine arrives as 131,072-byte PDUs), which storescp (``-pdu
+131072``) and the listener (maximum 4 MiB, ``tasks.sources.scp.MAX_PDU``) both accept.
 
 dcmtk's Debian build leaves Nagle's algorithm on unless ``TCP_NODELAY=1`` is set (~90 ms per instance
 otherwise), so it is set for storescu and storescp alike. Rate = instances / storescu's wall time (start to

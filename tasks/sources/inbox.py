@@ -110,12 +110,15 @@ class Inbox:
         return size
 
     def adopt(self, temporary: Path, token: str, digest: str) -> int:
-        """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably."""
+        """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably.
+
+        Only the study folder is fsynced: that makes the new name durable. The temporary's folder is not (one
+        disk flush less per instance): should a crash keep its old name too, that is a second link to the same
+        file under a temporary name, which the next start removes (:meth:`remove_temporaries`)."""
         folder = self._ensure_study(token)
         size = temporary.stat().st_size
         os.replace(temporary, folder / f"{digest}{SUFFIX}")
         _fsync_dir(folder)
-        _fsync_dir(temporary.parent)
         return size
 
     def _ensure_study(self, token: str, known: bool = False) -> Path:

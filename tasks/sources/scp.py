@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import socket
@@ -18,6 +19,7 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode_file_meta
@@ -25,7 +27,8 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from tasks.sources.contexts import storage_contexts
-from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields
+from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields, read_placing_fields
+from tasks.sources.spool import PREAMBLE, Spool, Spooled, SpoolingSocket
 
 logger = logging.getLogger(__name__)
 
@@ -74,16 +77,30 @@ def host_allowed(address: str, allowed: Networks) -> bool:
 class GuardedServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, closing connections from hosts off the allow-list before TLS or any PDU."""
 
-    def __init__(self, *args, allowed: Networks, listener: str, **kwargs) -> None:
+    def __init__(self, *args, allowed: Networks, listener: str, spool_folder: Path, **kwargs) -> None:
         self.allowed = allowed
         self.listener = listener
+        self.spool_folder = spool_folder
+        self._spools: dict[object, Spool] = {}  # peer address -> the spool of its connection, until it opens
+        self._spools_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def claim_spool(self, address: object) -> Spool | None:
+        """The spool of the connection from ``address`` (None: a TLS connection, not spooled)."""
+        with self._spools_lock:
+            return self._spools.pop(address, None)
+
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        """Accept; wrap in TLS (with a handshake time limit) only connections from allowed hosts."""
+        """Accept; wrap connections from allowed hosts in TLS (with a handshake time limit), or else in a
+        :class:`SpoolingSocket`."""
         client, address = self.socket.accept()
-        if not self.ssl_context or not host_allowed(address[0], self.allowed):
-            return client, address  # verify_request closes the refused ones
+        if not host_allowed(address[0], self.allowed):
+            return client, address  # verify_request closes it
+        if not self.ssl_context:
+            spooling = SpoolingSocket(client, Spool(self.spool_folder))
+            with self._spools_lock:
+                self._spools[address] = spooling.spool
+            return spooling, address  # type: ignore[return-value]
         client.settimeout(HANDSHAKE_TIMEOUT_S)
         try:
             wrapped = self.ssl_context.wrap_socket(client, server_side=True)
@@ -107,9 +124,6 @@ class GuardedServer(ThreadedAssociationServer):
         self.server_close()
 
 
-PREAMBLE = b"\x00" * 128 + b"DICM"
-
-
 class StoreSCP:
     """A running C-STORE/C-ECHO SCP that hands each instance to a :class:`Receiver`."""
 
@@ -130,6 +144,9 @@ class StoreSCP:
         self.receiver = receiver
         self.listener = listener
         self._allow_ae = {a.strip() for a in allow_ae}
+        self._spools: dict[object, Spool] = {}  # association -> its spool
+        self._spools_lock = threading.Lock()
+        self.spooled = 0  # instances stored from a spooled data set
         ae = AE(ae_title=ae_title)
         ae.supported_contexts = [*storage_contexts()]
         ae.add_supported_context(Verification)
@@ -145,12 +162,14 @@ class StoreSCP:
             ssl_context=ssl_context,
             evt_handlers=[
                 (evt.EVT_CONN_OPEN, self._on_open),
+                (evt.EVT_CONN_CLOSE, self._on_close),
                 (evt.EVT_C_STORE, self._on_store),
                 (evt.EVT_REJECTED, self._on_rejected),
             ],
             server_class=GuardedServer,
             allowed=networks(allow_hosts),
             listener=listener,
+            spool_folder=receiver.inbox.root,
         )
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"scp-{listener}", daemon=True
@@ -174,18 +193,44 @@ class StoreSCP:
             assoc.abort()
         self._thread.join(timeout=10)
 
-    @staticmethod
-    def _on_open(event) -> None:
-        """Before the association's reactors start: poll the connection more often than pynetdicom's default."""
+    def _on_open(self, event) -> None:
+        """Before the association's reactors start: poll the connection more often than pynetdicom's default;
+        note the connection's spool; drop those of associations that ended without closing their connection."""
         event.assoc.dul._run_loop_delay = DUL_LOOP_DELAY_S
+        spool = self.server.claim_spool(event.address)
+        with self._spools_lock:
+            ended = [assoc for assoc in self._spools if assoc.ident is not None and not assoc.is_alive()]
+            spools = [self._spools.pop(assoc) for assoc in ended]
+            if spool is not None:
+                spool.assoc = event.assoc
+                self._spools[event.assoc] = spool
+        for old in spools:
+            old.close()
+
+    def _on_close(self, event) -> None:
+        with self._spools_lock:
+            spool = self._spools.pop(event.assoc, None)
+        if spool is not None:
+            spool.close()
+
+    def _spooled(self, assoc, request) -> Spooled | None:
+        spool = self._spools.get(assoc)
+        if spool is None:
+            return None
+        return spool.take(int(request.MessageID), str(request.AffectedSOPInstanceUID or ""))
 
     def _on_store(self, event) -> int:
         """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback).
 
         The dataset is written as received, behind a file meta header, without copying it: placed by the
-        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID."""
+        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID. A data set spooled
+        while it arrived (:mod:`tasks.sources.spool`) is only synced and moved into place."""
+        spooled = None
         try:
             request = event.request
+            spooled = self._spooled(event.assoc, request)
+            if spooled is not None:
+                return self._store_spooled(spooled, request, event.context.transfer_syntax)
             dataset = request.DataSet  # the encoded dataset as the peer sent it (BytesIO)
             fields = read_dataset_fields(dataset, event.context.transfer_syntax)
             placement = self.receiver.place(
@@ -194,9 +239,25 @@ class StoreSCP:
             with dataset.getbuffer() as body:
                 outcome = self.receiver.store_bytes((PREAMBLE, encode_file_meta(event.file_meta), body), placement)
         except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
+            if spooled is not None:
+                spooled.discard()
             logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
             return 0xA700
         return STATUS[outcome]
+
+    def _store_spooled(self, spooled: Spooled, request, transfer_syntax: str) -> int:
+        """Place, sync and move into place a data set spooled as it arrived; refuse one whose writing failed."""
+        if spooled.failed:
+            spooled.discard()
+            return STATUS[Outcome.FAILED]
+        fields = read_dataset_fields(io.BytesIO(spooled.head), transfer_syntax)
+        if spooled.data_bytes > len(spooled.head) and (fields is None or "StudyInstanceUID" not in fields):
+            fields = read_placing_fields(spooled.path)  # the header may run past the part kept in memory
+        placement = self.receiver.place(
+            fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
+        )
+        self.spooled += 1
+        return STATUS[self.receiver.store_file(spooled.finish(), placement)]
 
     def _on_rejected(self, event) -> None:
         calling = str(event.assoc.requestor.ae_title or "").strip()

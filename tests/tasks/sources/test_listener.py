@@ -21,6 +21,7 @@ from pydicom.filereader import _read_file_meta_info, read_preamble
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
+from tasks.atomic import TEMP_PREFIX
 from tasks.sources import SourceConfig, SourceKind, TlsConfig
 from tasks.sources.inbox import study_token
 from tasks.sources.listener import Listener
@@ -132,6 +133,7 @@ def _dataset_bytes(path: Path) -> tuple[bytes, str]:
 
 
 def test_staged_files_hold_the_dataset_as_sent_and_the_reactor_polls_fast(start, tmp_path: Path) -> None:
+    """Data sets in one PDU (pynetdicom's path) and spread over many (spooled to disk as they arrive)."""
     listener, _ = start()
     paths = ct_series(tmp_path / "in", 3)
     assoc = _associate(listener.dimse_port)
@@ -150,6 +152,17 @@ def test_staged_files_hold_the_dataset_as_sent_and_the_reactor_polls_fast(start,
         ds = pydicom.dcmread(path)
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
         assert _dataset_bytes(path) == _dataset_bytes(sent[ds.SOPInstanceUID])  # byte for byte, same syntax
+
+    many = ct_series(tmp_path / "many", 3)  # 39 kB each: one PDU of storescu's, or ten of 4 kB
+    sender = ["storescu", "-aec", "MEDFLOW", "127.0.0.1", str(listener.dimse_port), *map(str, many)]
+    stored: list[dict[Path, bytes]] = []
+    for options in ([], ["--max-send-pdu", "4096"]):
+        result = subprocess.run([*sender[:3], *options, *sender[3:]], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        stored.append({p: p.read_bytes() for p in set(listener.inbox.root.rglob("*.dcm")) - set(staged)})
+    assert listener.scp.spooled == len(many)  # the second round only
+    assert len(stored[1]) == len(many) and stored[1] == stored[0]  # the same files, byte for byte
+    assert not [p for p in listener.inbox.root.rglob("*") if p.is_file() and p.name.startswith(TEMP_PREFIX)]
 
 
 def test_unlisted_ae_titles_and_hosts_are_refused_without_naming_them(start, caplog: pytest.LogCaptureFixture) -> None:
