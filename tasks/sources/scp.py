@@ -77,7 +77,7 @@ def host_allowed(address: str, allowed: Networks) -> bool:
 class GuardedServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, closing connections from hosts off the allow-list before TLS or any PDU."""
 
-    def __init__(self, *args, allowed: Networks, listener: str, spool_folder: Path, **kwargs) -> None:
+    def __init__(self, *args, allowed: Networks, listener: str, spool_folder: Path | None = None, **kwargs) -> None:
         self.allowed = allowed
         self.listener = listener
         self.spool_folder = spool_folder
@@ -92,10 +92,12 @@ class GuardedServer(ThreadedAssociationServer):
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept; wrap connections from allowed hosts in TLS (with a handshake time limit), or else in a
-        :class:`SpoolingSocket`."""
+        :class:`SpoolingSocket` when the server has a ``spool_folder`` (the C-MOVE destination has none)."""
         client, address = self.socket.accept()
         if not host_allowed(address[0], self.allowed):
             return client, address  # verify_request closes it
+        if not self.ssl_context and self.spool_folder is None:
+            return client, address
         if not self.ssl_context:
             spooling = SpoolingSocket(client, Spool(self.spool_folder))
             with self._spools_lock:
