@@ -26,6 +26,7 @@ from tasks.deid.table import deidentify_table
 from tasks.locations import LocationKind, Locations
 from tasks.registry.store import champion_version, client
 from tasks.synth.cohort import make_cohort
+from tests.server_events import events
 
 pytestmark = pytest.mark.slow
 
@@ -101,16 +102,6 @@ def _wait_for(flow_name: str, since: float, timeout_s: float, serve: subprocess.
     raise AssertionError(f"no finished {flow_name} flow run within {timeout_s} s:\n{log.read_text()[-4000:]}")
 
 
-async def _trained_events(run_id: str) -> list[dict]:
-    from prefect import get_client
-
-    async with get_client() as client:
-        event_filter = {"event": {"name": ["medflow.model.trained"]}, "resource": {"id": [f"medflow.run.{run_id}"]}}
-        response = await client._client.post("/events/filter", json={"filter": event_filter, "limit": 50})
-        response.raise_for_status()
-    return [e for e in response.json()["events"] if e["payload"].get("run_id") == run_id]
-
-
 def _deployment_names() -> set[str]:
     async def read() -> set[str]:
         from prefect import get_client
@@ -170,7 +161,8 @@ def test_ingest_event_trains_and_evaluation_follows_without_phi(prefect_server: 
         assert (run_dir / "report.html").exists()
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert config["distributed"] == {"world_size": 2, "nodes": 1, "backend": "gloo"}
-        assert len(asyncio.run(_trained_events(config["run_id"]))) == 1
+        trained = events("medflow.model.trained", f"medflow.run.{config['run_id']}")
+        assert len([e for e in trained if e["payload"].get("run_id") == config["run_id"]]) == 1
         time.sleep(3)  # a second evaluation, had one been triggered, would have started by now
         evaluations = [r for name, r in asyncio.run(_flow_runs())
                        if name == "evaluate" and r.created and r.created.timestamp() >= since]  # fmt: skip

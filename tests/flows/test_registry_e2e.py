@@ -25,6 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from tasks.locations import LocationKind, Locations, register_location
 from tasks.predict.profile import VIEW_UNCHECKED
 from tasks.registry.store import CHAMPION, client
+from tests.server_events import events
 from tests.tasks.ingest.sources import write_key
 
 pytestmark = pytest.mark.slow
@@ -32,15 +33,6 @@ PATIENTS, LATER = 24, 4  # the last LATER patients come in the second export, un
 OPTIONS = {"id_col": "mrn", "target_col": "ef_class", "head": "evidential", "backbone": "cnn3d", "frames": 4,
            "size": 16, "epochs": 1, "num_workers": 0, "test_clips": 2, "batch_size": 8}  # fmt: skip
 INGEST = {"workers": 0, "clean_pixels": "off", "target_fps": 15.0, "view_size": 16, "audit": False}
-
-
-async def _events(name: str) -> list[dict]:
-    from prefect import get_client
-
-    async with get_client() as c:
-        response = await c._client.post("/events/filter", json={"filter": {"event": {"name": [name]}}})
-        response.raise_for_status()
-        return response.json()["events"]
 
 
 async def _markdown(key: str) -> str:
@@ -190,5 +182,5 @@ def test_ingest_train_promote_predict(prefect_server: str, tmp_path: Path, monke
     assert set(patients["patient_id"]) <= new_patients and patients["predicted_class"].isin(["normal", "reduced"]).all()
 
     assert predict(dataset, model)["scored"] == 0  # nothing new the second time
-    promoted = [e for e in asyncio.run(_events("medflow.model.promoted")) if e["payload"].get("model") == model]
+    promoted = [e for e in events("medflow.model.promoted") if e["payload"].get("model") == model]
     assert [e["payload"]["version"] for e in promoted] == [1]

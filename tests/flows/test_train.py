@@ -9,19 +9,9 @@ import pytest
 
 from tasks.locations import LocationKind, Locations, register_location
 from tasks.synth.views import save_labels, write_view_dataset
+from tests.server_events import events
 
 pytestmark = pytest.mark.slow
-
-
-async def _trained_events() -> list[dict]:
-    from prefect import get_client
-
-    async with get_client() as client:
-        response = await client._client.post(
-            "/events/filter", json={"filter": {"event": {"name": ["medflow.model.trained"]}}}
-        )
-        response.raise_for_status()
-        return response.json()["events"]
 
 
 def test_train_flow_emits_model_trained(prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,9 +30,9 @@ def test_train_flow_emits_model_trained(prefect_server: str, tmp_path: Path, mon
     assert (run_dir / "predictions.parquet").exists() and run_dir.name == summary["run_id"]
     assert run_dir.parent == (tmp_path / "ds" / "runs").resolve()
     for _ in range(50):  # events reach the server asynchronously
-        events = [e for e in asyncio.run(_trained_events()) if e["payload"].get("run_id") == summary["run_id"]]
-        if events:
+        trained = [e for e in events("medflow.model.trained") if e["payload"].get("run_id") == summary["run_id"]]
+        if trained:
             break
         asyncio.run(asyncio.sleep(0.2))
-    assert events and events[0]["payload"] == {"run_id": summary["run_id"], "run_dir": summary["run_dir"],
-                                               "dataset": dataset}  # fmt: skip
+    assert trained and trained[0]["payload"] == {"run_id": summary["run_id"], "run_dir": summary["run_dir"],
+                                                 "dataset": dataset}  # fmt: skip
