@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -10,6 +11,9 @@ from tasks.workers import close_idle_pools, warm_pool
 
 
 def _pids(pool) -> set[int]:
+    deadline = time.monotonic() + 60
+    while not pool.whole() and time.monotonic() < deadline:  # workers start in the background: wait for all
+        time.sleep(0.05)
     return {pool.call(os.getpid) for _ in range(pool.workers)}  # idle workers are taken in turn
 
 

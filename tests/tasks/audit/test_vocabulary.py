@@ -59,7 +59,7 @@ def _originals(folder: Path) -> Path:
     shutil.copy(get_testdata_file("examples_ybr_color.dcm"), folder / "expectation.dcm")
     shutil.copy(get_testdata_file("emri_small.dcm"), folder / "volume.dcm")
     (folder / "unsupported.txt").write_text("not dicom")
-    (folder / "closed.dcm").write_bytes(b"\x00" * 200)  # no medflow word, but Great Expectations writes it
+    (folder / "carousel.dcm").write_bytes(b"\x00" * 200)  # no medflow word, but Great Expectations writes it
     return folder
 
 
@@ -67,7 +67,7 @@ def test_file_names_made_of_vocabulary_are_no_patterns_and_a_clean_run_has_no_fi
     """The issue's case: files named after the project's own words made a clean ingest fail its audit."""
     source, dataset = _originals(tmp_path / "source"), tmp_path / "dataset"
     labels = collect_patterns(source).labels
-    assert not set(VOCABULARY_NAMES) & set(labels) and "closed" in labels
+    assert not set(VOCABULARY_NAMES) & set(labels) and "carousel" in labels
     ctx = DeidContext.create(DeidKey(b"k" * 32), clean_pixels="off")
     summary = ingest_folder(source, dataset, ctx, workers=1)
     assert summary.quarantine_reasons == {"truncated": 1, "not-dicom": 2} and summary.stored == 4
