@@ -10,6 +10,7 @@ and text still found by the last of ``verify_passes`` passes quarantines the fil
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def finish(
         detector_precision=getattr(detector, "precision", "fp32"),
         **timings,
     )
-    return PixelCleaningResult(pixels=to_rgb(pixels.frames, pixels.photometric, ds), report=outcome)
+    return PixelCleaningResult(outcome, functools.partial(to_rgb, pixels.frames, pixels.photometric, ds))
 
 
 @dataclass
@@ -358,7 +359,8 @@ def fill_masked(image: np.ndarray, masked: np.ndarray) -> np.ndarray:
 
 def remove_overlays(ds: Dataset) -> int:
     """Delete every overlay plane element (groups 6000–601E); return how many elements went."""
-    tags = [elem.tag for elem in ds if 0x6000 <= elem.tag.group <= 0x601E and elem.tag.group % 2 == 0]
+    groups = range(0x6000, 0x601F, 2)
+    tags = [tag for tag in ds.keys() if tag >> 16 in groups]  # noqa: SIM118 (iterating ds parses every element)
     for tag in tags:
         del ds[tag]
     return len(tags)
