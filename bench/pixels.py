@@ -10,10 +10,16 @@ from inside). On a GPU machine: ``python bench/pixels.py --device cuda`` also re
 Writes ``bench/results/pixels-<device>-<engine>.json``.
 
 ``--study 20`` adds an echo study of 20 cines (copies of the real cine with distinct UIDs, one device): seconds
-for the first cine and per additional cine with layout reuse (``tasks.pixels.layout``), beside today's per-cine
-path (no reuse). ``--ct-slices 200`` adds a CT series built from a real slice (shifted per slice, as anatomy
-moves) with a name burned into every tenth slice: milliseconds per slice for the text check and masking, and the
-share of burned-in glyph pixels changed in the written slices; ``--mr-slices`` the same for an MR series.
+for the first cine and per additional cine with layout reuse (``tasks.pixels.layout``), beside, in the same run,
+today's per-cine path (full detection on every cine) and easyocr on every frame; ``--baseline-cines 3`` (and
+``--every-frame-cines``) runs those two on fewer cines (their cost per cine does not depend on the study).
+``--ct-slices 200`` adds a CT series built from a real slice (shifted per slice, as anatomy moves) with a name
+burned into every tenth slice: milliseconds per slice for the text check and masking, and the share of burned-in
+glyph pixels changed in the written slices; ``--mr-slices`` the same for an MR series. ``--labelled`` adds PHI
+recall and over-masking on the labelled set (``bench/ocr_recall.py``) with the same detector.
+
+The figures for issue 19, on a quiet core: ``taskset -c 1 python bench/pixels.py --threads 1 --repeats 0
+--study 20 --baseline-cines 3 --ct-slices 200 --mr-slices 30 --labelled``.
 """
 
 from __future__ import annotations
