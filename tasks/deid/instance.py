@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom.dataelem import DataElement
@@ -21,6 +21,9 @@ from tasks.deid.engine import Identity, deidentify
 from tasks.deid.options import BASIC_PROFILE_CODE, CLEAN_PIXEL_CODE, MEDFLOW_OPTION_METHODS, OPTION_CODES, DeidOption
 from tasks.deid.reader import transfer_syntax
 
+if TYPE_CHECKING:
+    from tasks.pixels.options import PixelCleaningResult
+
 log = logging.getLogger(__name__)
 
 IMPLEMENTATION_VERSION = "MEDFLOW_0_1"
@@ -32,7 +35,7 @@ class DeidentifiedInstance:
     """A de-identified dataset ready to write, with its pseudonymous identity and a PHI-free report."""
 
     dataset: Dataset
-    pixels: np.ndarray | None
+    cleaned: PixelCleaningResult | None
     patient_id: str
     study_id: str
     series_id: str
@@ -42,6 +45,11 @@ class DeidentifiedInstance:
     pixel_report: dict[str, Any] | None
     date_offset_days: int
     options_applied: list[str] = field(default_factory=list)
+
+    @property
+    def pixels(self) -> np.ndarray | None:
+        """The cleaned pixels (made on first use: writing a file does not need them), or None when not cleaned."""
+        return None if self.cleaned is None else self.cleaned.pixels
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -149,14 +157,12 @@ def deidentify_instance(ds: Dataset, ctx: DeidContext) -> DeidentifiedInstance:
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
 
-    pixels = None
-    pixel_report = None
+    result = None
     if ctx.clean_pixels is not CleanPixelsMode.OFF:
         from tasks.pixels import clean_or_check  # imported lazily: heavy (OCR) and optional
 
         result = clean_or_check(ds, ctx.clean_pixels, ctx.pixel_options)
-        if result is not None:
-            pixels, pixel_report = result.pixels, result.report
+    pixel_report = None if result is None else result.report
     codes = mark(ds, ctx.options, pixels_cleaned=pixel_report is not None)
 
     study = pseudo.uid(study_uid) if study_uid else "no-study"
@@ -165,7 +171,7 @@ def deidentify_instance(ds: Dataset, ctx: DeidContext) -> DeidentifiedInstance:
     log.debug("de-identified instance %s (%d actions)", instance, sum(report.counts.values()))
     return DeidentifiedInstance(
         dataset=ds,
-        pixels=pixels,
+        cleaned=result,
         patient_id=pseudo_pid,
         study_id=study,
         series_id=series,

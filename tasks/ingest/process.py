@@ -97,7 +97,7 @@ def is_cross_sectional(ds: Dataset) -> bool:
 
 def _cleaning(result: Any) -> dict[str, Any]:
     return {
-        "pixels_cleaned": result.pixels is not None,
+        "pixels_cleaned": result.cleaned is not None,
         "pixel_report": result.pixel_report,
         "action_counts": result.action_counts,
         "options_applied": result.options_applied,

@@ -89,14 +89,15 @@ def judge(pixels: DecodedPixels, ds: Dataset, detector: TextDetector, layout: La
     if asked:
         view = gray.max(axis=0) if gray.shape[0] > 1 else gray[0]
         crops = [(gray[i] if i >= 0 else view)[b[1] : b[3], b[0] : b[2]] for i, b, _ in asked]
+        added = []
         for (_, box, line), found in zip(asked, detect_crops(detector, crops), strict=True):
             if found:  # the detector's boxes, and the whole candidate line it confirmed
-                layout.boxes += [(b[0] + box[0], b[1] + box[1], b[2] + box[0], b[3] + box[1]) for b in found]
-                layout.boxes += [line] if line is not None else []
+                added += [(b[0] + box[0], b[1] + box[1], b[2] + box[0], b[3] + box[1]) for b in found]
+                added += [line] if line is not None else []
             elif line is not None:
                 layout.rejected.append(box)
-    if layout.boxes:
-        layout.boxes = bx.merge_lines(layout.boxes)
+        if added:  # a slice the layout explains adds nothing: its boxes stay merged as they are
+            layout.boxes = bx.merge_lines(layout.boxes + added)
     layout.uses += 1
     return {"candidates": candidates, "detector_calls": int(bool(asked)), "series_first": first}
 

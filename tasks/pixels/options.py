@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +60,16 @@ class PixelOptions:
 
 @dataclass
 class PixelCleaningResult:
-    """Cleaned pixels, frames first ((T,H,W) or (T,H,W,3), RGB for colour), and a JSON-safe report."""
+    """A JSON-safe report, and the cleaned pixels made from ``source`` on first use (``pixels``)."""
 
-    pixels: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
+    source: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    """Makes the cleaned pixels (picklable: a ``functools.partial`` of a module function)."""
+
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """Cleaned pixels, frames first ((T,H,W) or (T,H,W,3), RGB for colour). Made lazily: converting a colour
+        cine to RGB costs as much as masking it, and de-identification alone never reads it."""
+        if self.source is None:
+            raise ValueError("no cleaned pixels")
+        return self.source()

@@ -6,6 +6,7 @@ back from what was written, never against what the cleaner reports."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pandas as pd
 import pydicom
@@ -17,7 +18,7 @@ from tasks.deid.folder import deidentify_folder
 from tasks.deid.keys import DeidKey
 from tasks.ingest.folder import ingest_folder
 from tasks.pixels import PixelAction, pixel_action
-from tasks.pixels.candidates import text_candidates
+from tasks.pixels.candidates import components, text_candidates
 from tasks.pixels.imaging import gray8
 from tests.tasks.pixels.burned import write_inputs
 
@@ -61,6 +62,16 @@ def test_structural_candidates_find_the_burned_name_on_real_slices(inputs):
         ys, xs = np.nonzero(inputs[label].ink)
         cands = text_candidates(gray)
         assert any(b[0] <= xs.min() + 2 and b[2] >= xs.max() - 2 and b[1] <= ys.min() + 2 for b in cands), label
+
+
+def test_sparse_components_match_opencv_stats():
+    rng = np.random.default_rng(19)
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        binary = (rng.random((h, w)) < (0 if trial % 10 == 0 else rng.random() * 0.5)).astype(np.uint8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        got_labels, got_stats = components(binary)
+        assert np.array_equal(got_labels, labels) and np.array_equal(got_stats, stats[1:]), trial
 
 
 @pytest.mark.slow
