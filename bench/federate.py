@@ -75,7 +75,7 @@ def pool(sites: list[tuple[str, Path]], work: Path) -> Path:
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"target_col": "ef", "backbone": "cnn3d", "frames": args.frames, "stride": args.stride,
+    return {"target_col": "ef", "backbone": args.backbone, "frames": args.frames, "stride": args.stride,
             "size": args.size, "batch_size": args.batch_size, "lr": args.lr, "num_workers": 0, "test_clips": 2,
             "seed": args.seed}  # fmt: skip
 
@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=1, help="patients per site = scale x (48, 24, 12)")
     ap.add_argument("--size", type=int, default=32, help="view and clip size in pixels")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--backbone", default="cnn3d", choices=["cnn3d", "cnn3d_gn"],
+                    help="cnn3d_gn: GroupNorm, no batch statistics (a batch at a site holds that site only)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS, help="a quick proxy: --arms centralised")
     ap.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
@@ -162,6 +164,8 @@ def main() -> None:
         pred, prepared = fit_and_score(cfg, None, None, args.epochs if "local" in args.arms else 0)
         splits[name] = prepared.split
         local[name] = mae_by_site(pred)[name]
+        results["sites"][name]["test_patients"] = len(prepared.split["test"])
+        results["sites"][name]["test_instances"] = len(pred)
         site_floor[name] = float((pred["label"] - prepared.objective.mean).abs().mean())
         floor = float((pred["label"] - plan.objective["mean"]).abs().mean())
         results["arms"]["pooled-mean floor"][name] = floor
@@ -197,7 +201,8 @@ def main() -> None:
     results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                           "load_avg": os.getloadavg(), "epochs": args.epochs, "frames": args.frames,
                           "stride": args.stride, "mu": args.mu, "scale": args.scale, "size": args.size,
-                          "batch_size": args.batch_size, "lr": args.lr}  # fmt: skip
+                          "batch_size": args.batch_size, "lr": args.lr,
+                          "backbone": args.backbone}  # fmt: skip
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
