@@ -8,10 +8,13 @@ distribution and size; EF regression scored on each site's own held-out patients
 - the floors: predicting the pooled training mean, or each site's own training mean (what a model that learns
   nothing from the motion but the site's intercept scores).
 
-Same network (``cnn3d``), clip, optimiser and epochs in every arm; last-epoch weights everywhere (no model
-selection). CPU-sized defaults (minutes); writes ``bench/results/federate.json``.
+Same network (``cnn3d``, or ``cnn3d_gn`` with GroupNorm), clip, optimiser and epochs in every arm; last-epoch
+weights everywhere (no model selection). CPU-sized defaults (3 x 48/24/12 = 252 patients, 30 epochs, batch 16:
+~8 min on 2 loaded cores, where centralised training learns EF well below both floors); writes
+``bench/results/federate.json``.
 
-    python bench/federate.py [--epochs 12] [--work /tmp/medflow-federate-bench]
+    python bench/federate.py [--epochs 30] [--scale 3] [--backbone cnn3d] [--work /tmp/medflow-federate-bench]
+    python bench/federate.py --arms centralised      # a quick proxy: does the pooled model learn at this size?
 """
 
 from __future__ import annotations
@@ -38,12 +41,17 @@ from tasks.synth.views import save_labels, write_view_dataset
 SITES = [("site-1", 48, 50.0, (58.0, 9.0)), ("site-2", 24, 30.0, (45.0, 10.0)), ("site-3", 12, 20.0, (33.0, 8.0))]
 
 
-def make_sites(work: Path, seed: int) -> list[tuple[str, Path]]:
+#: the compared arms, in the order they run
+ARMS = ("local", "centralised", "fedavg", "fedprox")
+
+
+def make_sites(work: Path, seed: int, scale: int = 1, size: int = 32) -> list[tuple[str, Path]]:
+    """The three sites' datasets (``scale`` times the table's patients), cached under ``work`` per setting."""
     out = []
     for k, (name, patients, fps, ef) in enumerate(SITES):
-        root = work / name
+        root = work / f"x{scale}-px{size}-seed{seed}" / name
         if not (root / "labels.csv").exists():
-            labels = write_view_dataset(root, patients, seed + k, frames=48, size=32, fps=fps, ef=ef,
+            labels = write_view_dataset(root, patients * scale, seed + k, frames=48, size=size, fps=fps, ef=ef,
                                         id_prefix=f"S{k + 1}P")  # fmt: skip
             save_labels(labels, root / "labels.csv")
         out.append((name, root))
@@ -52,7 +60,7 @@ def make_sites(work: Path, seed: int) -> list[tuple[str, Path]]:
 
 def pool(sites: list[tuple[str, Path]], work: Path) -> Path:
     """All sites' arrays, manifests and labels in one dataset (what centralising the data would mean)."""
-    root = work / "pooled"
+    root = sites[0][1].parent / "pooled"
     if (root / "labels.csv").exists():
         return root
     store = zarr.open_group(root / "store.zarr", mode="w", zarr_format=3)
@@ -70,8 +78,9 @@ def pool(sites: list[tuple[str, Path]], work: Path) -> Path:
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"target_col": "ef", "backbone": "cnn3d", "frames": args.frames, "stride": args.stride, "size": 32,
-            "batch_size": 8, "lr": 1e-3, "num_workers": 0, "test_clips": 2, "seed": args.seed}  # fmt: skip
+    return {"target_col": "ef", "backbone": args.backbone, "frames": args.frames, "stride": args.stride,
+            "size": args.size, "batch_size": args.batch_size, "lr": args.lr, "num_workers": 0, "test_clips": 2,
+            "seed": args.seed}  # fmt: skip
 
 
 def fit_and_score(cfg: Any, split: dict | None, objective_state: dict | None, epochs: int) -> tuple[pd.DataFrame, Any]:
@@ -86,7 +95,8 @@ def fit_and_score(cfg: Any, split: dict | None, objective_state: dict | None, ep
     prepared = prepare_run(cfg, objective=objective, split=split)
     trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")  # fmt: skip
-    trainer.fit(prepared.model, datamodule=prepared.dm)
+    if epochs:  # 0: only the split, the encoding and the floors (arms left out)
+        trainer.fit(prepared.model, datamodule=prepared.dm)
     out, idx = prepared.model.predict_outputs(prepared.dm.test_dataloader())
     rows = prepared.dm.rows("test").iloc[idx.numpy()]
     return pd.DataFrame({"patient_id": rows["patient_id"].to_numpy(), "label": rows["target"].to_numpy(),
@@ -100,10 +110,17 @@ def mae_by_site(pred: pd.DataFrame) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=12, help="epochs per arm (= federated rounds of 1 local epoch)")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs per arm (= federated rounds of 1 local epoch)")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--stride", type=int, default=4, help="every n-th view frame: 12 x 4 covers 0.96 s at 50 fps, "
                     "1.6 s at 30 fps, 2.4 s at 20 fps (a beat is 0.6-1.2 s)")
+    ap.add_argument("--scale", type=int, default=3, help="patients per site = scale x (48, 24, 12)")
+    ap.add_argument("--size", type=int, default=32, help="view and clip size in pixels")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--backbone", default="cnn3d", choices=["cnn3d", "cnn3d_gn"],
+                    help="cnn3d_gn: GroupNorm, no batch statistics (a batch at a site holds that site only)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS, help="a quick proxy: --arms centralised")
     ap.add_argument("--mu", type=float, default=0.01, help="FedProx proximal weight")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process (3 sites run at once)")
@@ -124,7 +141,7 @@ def main() -> None:
     from tasks.locations import LocationKind, Locations
 
     args.work.mkdir(parents=True, exist_ok=True)
-    sites = make_sites(args.work, args.seed)
+    sites = make_sites(args.work, args.seed, args.scale, args.size)
     locations = Locations.from_settings()
     dataset, labels = LocationKind.DATASET, LocationKind.LABELS
     plan_sites = [Site(name, locations.register(dataset, root), locations.register(labels, root / "labels.csv"))
@@ -147,26 +164,30 @@ def main() -> None:
     splits = {}
     for name, root in sites:
         cfg = TrainConfig(str(root), str(root / "labels.csv"), "regression", **{**opts, "epochs": args.epochs})
-        pred, prepared = fit_and_score(cfg, None, None, args.epochs)
+        pred, prepared = fit_and_score(cfg, None, None, args.epochs if "local" in args.arms else 0)
         splits[name] = prepared.split
         local[name] = mae_by_site(pred)[name]
+        results["sites"][name]["test_patients"] = len(prepared.split["test"])
+        results["sites"][name]["test_instances"] = len(pred)
         site_floor[name] = float((pred["label"] - prepared.objective.mean).abs().mean())
         floor = float((pred["label"] - plan.objective["mean"]).abs().mean())
         results["arms"]["pooled-mean floor"][name] = floor
     results["arms"]["site-mean floor"] = site_floor
-    results["arms"]["local"] = local
-    results["seconds"]["local"] = time.time() - t0
-    print("local", local, flush=True)
+    if "local" in args.arms:
+        results["arms"]["local"] = local
+        results["seconds"]["local"] = time.time() - t0
+        print("local", local, flush=True)
 
-    t0 = time.time()
-    pooled = pool(sites, args.work)
-    union = {part: [p for n, _ in sites for p in splits[n][part]] for part in ("train", "val", "test")}
-    cfg = TrainConfig(str(pooled), str(pooled / "labels.csv"), "regression", **{**opts, "epochs": args.epochs})
-    results["arms"]["centralised"] = mae_by_site(fit_and_score(cfg, union, None, args.epochs)[0])
-    results["seconds"]["centralised"] = time.time() - t0
-    print("centralised", results["arms"]["centralised"], flush=True)
+    if "centralised" in args.arms:
+        t0 = time.time()
+        pooled = pool(sites, args.work)
+        union = {part: [p for n, _ in sites for p in splits[n][part]] for part in ("train", "val", "test")}
+        cfg = TrainConfig(str(pooled), str(pooled / "labels.csv"), "regression", **{**opts, "epochs": args.epochs})
+        results["arms"]["centralised"] = mae_by_site(fit_and_score(cfg, union, None, args.epochs)[0])
+        results["seconds"]["centralised"] = time.time() - t0
+        print("centralised", results["arms"]["centralised"], flush=True)
 
-    for algorithm in ("fedavg", "fedprox"):
+    for algorithm in [a for a in ("fedavg", "fedprox") if a in args.arms]:
         t0 = time.time()
         plan.algorithm, plan.run_id = algorithm, f"bench-{algorithm}"
         plan.__post_init__()
@@ -182,7 +203,9 @@ def main() -> None:
 
     results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                           "load_avg": os.getloadavg(), "epochs": args.epochs, "frames": args.frames,
-                          "stride": args.stride, "mu": args.mu}  # fmt: skip
+                          "stride": args.stride, "mu": args.mu, "scale": args.scale, "size": args.size,
+                          "batch_size": args.batch_size, "lr": args.lr,
+                          "backbone": args.backbone}  # fmt: skip
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -89,6 +90,8 @@ def run_federation(plan: FederationPlan, workdir: Path, on_round: Callable[[dict
     """Run ``plan`` in the simulator under ``workdir``; call ``on_round`` with each round's record as it lands."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    # a previous run's workspace would be read as this run's rounds and, were this run to fail, its global model
+    shutil.rmtree(workdir / "workspace", ignore_errors=True)
     plan.save(workdir)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT), os.environ.get("PYTHONPATH")]))}
     # every site runs on this machine: share its cores instead of each site's torch taking all of them

@@ -17,6 +17,7 @@ class Backbone(StrEnum):
     R3D_18 = "r3d_18"
     MC3_18 = "mc3_18"
     CNN3D = "cnn3d"  # small 3D CNN: volumes, and CPU-sized video runs
+    CNN3D_GN = "cnn3d_gn"  # cnn3d with GroupNorm: no batch statistics (federated sites)
     FRAMEWISE_RESNET18 = "framewise_resnet18"  # 2D resnet18 per frame, averaged
     FRAMEWISE_CNN2D = "framewise_cnn2d"  # the 2D twin of cnn3d per frame, averaged
 
@@ -36,6 +37,7 @@ BACKBONES: dict[Backbone, Callable[[Path | None], nn.Module]] = {
     Backbone.R3D_18: lambda w: VideoResNetFeatures("r3d_18", w),
     Backbone.MC3_18: lambda w: VideoResNetFeatures("mc3_18", w),
     Backbone.CNN3D: _simple(Small3DCNN),
+    Backbone.CNN3D_GN: _simple(lambda: Small3DCNN(norm="group")),
     Backbone.FRAMEWISE_RESNET18: _simple(lambda: FrameWise(ResNet18Features())),
     Backbone.FRAMEWISE_CNN2D: _simple(lambda: FrameWise(Small2DCNN())),
 }

@@ -7,13 +7,17 @@ from torch import nn
 from torchvision.models import resnet18
 
 
-def _block3d(cin: int, cout: int, stride: tuple[int, int, int]) -> nn.Sequential:
+def _norm3d(kind: str, channels: int) -> nn.Module:
+    return nn.GroupNorm(min(8, channels), channels) if kind == "group" else nn.BatchNorm3d(channels)
+
+
+def _block3d(cin: int, cout: int, stride: tuple[int, int, int], norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
         nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm3d(cout),
+        _norm3d(norm, cout),
         nn.ReLU(inplace=True),
         nn.Conv3d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm3d(cout),
+        _norm3d(norm, cout),
         nn.ReLU(inplace=True),
     )
 
@@ -30,13 +34,16 @@ def _block2d(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class Small3DCNN(nn.Module):
-    """Four 3D conv blocks (stride 2 in space, and in time after the first), global average pool."""
+    """Four 3D conv blocks (stride 2 in space, and in time after the first), global average pool.
 
-    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)):
+    ``norm="group"``: GroupNorm instead of BatchNorm, which normalises each clip by itself; for federated training,
+    where a batch holds one site only and batch statistics would remove what differs between sites."""
+
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128), norm: str = "batch"):
         super().__init__()
         layers, cin = [], in_channels
         for i, w in enumerate(widths):
-            layers.append(_block3d(cin, w, (1 if i == 0 else 2, 2, 2)))
+            layers.append(_block3d(cin, w, (1 if i == 0 else 2, 2, 2), norm))
             cin = w
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
         self.out_features = cin
