@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployments.server import HOST
+from deployments.server import HOST, die_with_parent
 from tasks.registry.store import tracking_uri
 
 DEFAULT_MLFLOW_PORT = 5000
@@ -38,6 +38,6 @@ def start_mlflow(server: MlflowServer, log_path: Path) -> subprocess.Popen:
     """Start it in the background (log to ``log_path``); the caller terminates it."""
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     try:
-        return subprocess.Popen(server.command(), stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(server.command(), stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
     finally:
         log.close()

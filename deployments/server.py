@@ -12,11 +12,12 @@ PostgreSQL instead of SQLite: set ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` (e.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,9 @@ def start(
     log_path = log_path or server.home / "server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     env = server.environment({**os.environ, **(extra_env or {})})
-    process = subprocess.Popen(server.command(), env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        server.command(), env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
+    )
     log.close()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -112,12 +115,47 @@ def start(
     raise ConfigError(f"the Prefect server did not become healthy within {timeout_s:.0f} s; see its log")
 
 
+#: how long a server asked to stop gets to finish its shutdown before it is killed
+STOP_GRACE_S = 30.0
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a server: Linux sends it SIGTERM when the process that started it dies, even by
+    SIGKILL, so no server outlives the medflow command that owns it (elsewhere: None). ``prctl`` is looked up here,
+    in the parent: the child between fork and exec only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_foreground(server: LocalServer) -> int:
-    """Run the server in the foreground until it exits or Ctrl-C; return its exit status."""
+    """Run the server until it exits, Ctrl-C or SIGTERM; return its exit status (130 when stopped).
+
+    The server runs in its own session, so a stop reaches it once, from here: SIGINT (a graceful shutdown), then
+    SIGKILL after :data:`STOP_GRACE_S`; it never outlives this process (see :func:`die_with_parent`)."""
+    process = subprocess.Popen(
+        server.command(), env=server.environment(), start_new_session=True, preexec_fn=die_with_parent()
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return subprocess.run(server.command(), env=server.environment(), check=False).returncode
+        return process.wait()
     except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

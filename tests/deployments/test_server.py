@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -52,7 +53,9 @@ def test_medflow_server_serves_the_dashboard_on_loopback(tmp_path: Path) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # so that whatever is left can be killed as a group
     )
+    server_pid = None
     try:
         api = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + 120
@@ -64,11 +67,49 @@ def test_medflow_server_serves_the_dashboard_on_loopback(tmp_path: Path) -> None
             assert response.status == 200 and b"<html" in response.read(2000).lower()
         assert (state / "prefect" / "prefect.db").exists()  # SQLite under the state directory
         assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+        (server_pid,) = _children(process.pid)
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            output, _ = process.communicate(timeout=30)
+            output, _ = process.communicate(timeout=90)
         except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-    assert f"Dashboard:    http://127.0.0.1:{port}" in output
+            os.killpg(process.pid, signal.SIGKILL)  # the server is in a session of its own: by pid below
+            if server_pid:
+                os.kill(server_pid, signal.SIGKILL)
+            output, _ = process.communicate(timeout=30)
+            raise
+    assert process.returncode == 0 and f"Dashboard:    http://127.0.0.1:{port}" in output
+    assert not Path(f"/proc/{server_pid}").exists() or _state(server_pid) == "Z"  # stopped with medflow
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not Path(f"/proc/{pid}").exists() or _state(pid) == "Z"
+
+
+def test_a_server_dies_with_the_medflow_process_that_started_it_even_by_sigkill() -> None:
+    """The CI hang: a `medflow server` killed by SIGKILL left its Prefect server running, holding the pipe."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; from deployments.server import die_with_parent;"
+         " child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent()); print(child.pid, flush=True);"
+         " time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        child = int(owner.stdout.readline())
+        assert Path(f"/proc/{child}").exists() and _state(child) != "Z"
+        owner.kill()
+        owner.wait(timeout=10)
+        assert _wait_gone(child, 10)
+    finally:
+        owner.kill()
