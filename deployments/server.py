@@ -143,7 +143,9 @@ def run_foreground(server: LocalServer) -> int:
     process = subprocess.Popen(
         server.command(), env=server.environment(), start_new_session=True, preexec_fn=die_with_parent()
     )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a launcher that runs us in the background (``nohup … &``, CI) leaves it ignored, and Python then
+    # never raises KeyboardInterrupt
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -155,7 +157,8 @@ def run_foreground(server: LocalServer) -> int:
             process.wait()
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager

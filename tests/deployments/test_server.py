@@ -54,6 +54,7 @@ def test_medflow_server_serves_the_dashboard_on_loopback(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # so that whatever is left can be killed as a group
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a background job (CI) inherits it
     )
     server_pid = None
     try:
