@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -59,6 +60,8 @@ def command(
             dask_address, threshold,
         )  # fmt: skip
         typer.echo(f"Serving medflow deployments against {api_url} (Ctrl-C to stop)")
+        # Ctrl-C / SIGINT stops it even where its launcher ignored SIGINT (a background job of a script, CI)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         serve_all(options, gpus)
     except MedflowError as exc:
         typer.echo(f"Error: {exc}", err=True)
