@@ -3,14 +3,16 @@ distribution and size; EF regression scored on each site's own held-out patients
 
 - **local**: each site trains alone on its own training patients;
 - **centralised**: one model on all sites' training patients pooled (what federation tries to match);
-- **FedAvg** and **FedProx** on NVIDIA FLARE (simulator: server + one process per site), ``rounds`` rounds of one
-  local epoch, so every arm sees each training clip ``epochs`` times;
+- **FedAvg** and **FedProx** on NVIDIA FLARE (simulator: server + one process per site), ``--rounds`` rounds of
+  ``--local-batches`` batches per site (default 90 x 2: about as many optimiser steps as the largest site's 30
+  epochs; whole local epochs, ``--local-batches 0``, let each site pull the head towards its own EF range between
+  averagings: client drift under label skew);
 - the floors: predicting the pooled training mean, or each site's own training mean (what a model that learns
   nothing from the motion but the site's intercept scores).
 
-Same network (``cnn3d``, or ``cnn3d_gn`` with GroupNorm), clip, optimiser and epochs in every arm; last-epoch
+Same network (``cnn3d``, or ``cnn3d_gn`` with GroupNorm), clip and optimiser in every arm; last-epoch
 weights everywhere (no model selection). CPU-sized defaults (3 x 48/24/12 = 252 patients, 30 epochs, batch 16:
-~8 min on 2 loaded cores, where centralised training learns EF well below both floors); writes
+~10 min on 2 cores, where centralised training learns EF well below both floors); writes
 ``bench/results/federate.json``.
 
     python bench/federate.py [--epochs 30] [--scale 3] [--backbone cnn3d] [--work /tmp/medflow-federate-bench]
@@ -110,7 +112,9 @@ def mae_by_site(pred: pd.DataFrame) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=30, help="epochs per arm (= federated rounds of 1 local epoch)")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs of the local and centralised arms")
+    ap.add_argument("--rounds", type=int, default=90, help="federated rounds")
+    ap.add_argument("--local-batches", type=int, default=2, help="batches per site per round (0: one whole epoch)")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--stride", type=int, default=4, help="every n-th view frame: 12 x 4 covers 0.96 s at 50 fps, "
                     "1.6 s at 30 fps, 2.4 s at 20 fps (a beat is 0.6-1.2 s)")
@@ -147,7 +151,8 @@ def main() -> None:
     plan_sites = [Site(name, locations.register(dataset, root), locations.register(labels, root / "labels.csv"))
                   for name, root in sites]  # fmt: skip
     opts = options(args)
-    plan = FederationPlan("regression", plan_sites, opts, rounds=args.epochs, mu=args.mu, run_id="bench")
+    plan = FederationPlan("regression", plan_sites, opts, rounds=args.rounds, mu=args.mu, run_id="bench",
+                          local_batches=args.local_batches or None)
     summaries = [summarise_site(plan, s, locations) for s in plan.sites]
     plan.objective = agree_objective("regression", None, summaries)
     results: dict[str, Any] = {"sites": {}, "arms": {}, "seconds": {}}
@@ -202,7 +207,8 @@ def main() -> None:
         print(algorithm, scores, flush=True)
 
     results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                          "load_avg": os.getloadavg(), "epochs": args.epochs, "frames": args.frames,
+                          "load_avg": os.getloadavg(), "epochs": args.epochs, "rounds": args.rounds,
+                          "local_batches": args.local_batches, "frames": args.frames,
                           "stride": args.stride, "mu": args.mu, "scale": args.scale, "size": args.size,
                           "batch_size": args.batch_size, "lr": args.lr,
                           "backbone": args.backbone}  # fmt: skip

@@ -87,6 +87,7 @@ def federate(
     local_epochs: int = 1,
     algorithm: Algorithm = Algorithm.FEDAVG,
     mu: float = 0.01,
+    local_batches: int | None = None,
 ) -> dict[str, Any]:
     """Federated training of ``task`` over ``sites``; returns run id, per-round metrics and per-site test metrics."""
     from prefect.events import emit_event
@@ -94,7 +95,7 @@ def federate(
     with redacted_errors("federate"):
         named = [Site(f"site-{i + 1}", s.dataset, s.labels) for i, s in enumerate(sites)]
         plan = FederationPlan(task, named, dict(options or {}), rounds, local_epochs, algorithm, mu,
-                              run_id=new_run_id(task))  # fmt: skip
+                              run_id=new_run_id(task), local_batches=local_batches)  # fmt: skip
         summaries = [site_summary(plan, s.name) for s in plan.sites]
         plan.objective = agree_objective(task, plan.options.get("head"), summaries)
         round_records = federated_training(plan)

@@ -23,6 +23,8 @@ def command(
     backbone: Annotated[str, typer.Option("--backbone", help="See `medflow train --help`.")] = "r2plus1d_18",
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Federated rounds.")] = 5,
     local_epochs: Annotated[int, typer.Option("--local-epochs", min=1, help="Epochs per site per round.")] = 1,
+    local_batches: Annotated[int | None, typer.Option("--local-batches", min=1, help="Batches per site per round "
+                             "(default: whole epochs); fewer limit client drift when sites' labels differ.")] = None,
     algorithm: Annotated[str, typer.Option("--algorithm", help="fedavg | fedprox")] = "fedavg",
     mu: Annotated[float, typer.Option("--mu", help="FedProx proximal weight.")] = 0.01,
     frames: Annotated[int, typer.Option("--frames", min=1)] = 16,
@@ -53,7 +55,7 @@ def command(
                lr=lr, seed=seed, num_workers=num_workers).items() if v is not None}  # fmt: skip
     try:
         with temporary_api():
-            summary = federate(sites, task, options, rounds, local_epochs, algorithm, mu)
+            summary = federate(sites, task, options, rounds, local_epochs, algorithm, mu, local_batches)
     except MedflowError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None

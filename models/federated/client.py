@@ -2,8 +2,9 @@
 site's own dataset, under ``nvflare.client.lightning``'s patched Trainer.
 
 Each round: receive the global weights, validate them on the site's validation split (the metrics that go back),
-train ``local_epochs`` epochs, send the weights back. The site finds its dataset and labels by its FLARE site
-name in ``plan.json`` (location names, resolved on the site's machine); no path, id or label leaves it.
+train ``local_epochs`` epochs (of ``local_batches`` batches each, when set), send the weights back. The site finds
+its dataset and labels by its FLARE site name in ``plan.json`` (location names, resolved on the site's machine); no
+path, id or label leaves it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main() -> None:
         enable_model_summary=False,
         deterministic="warn",
         num_sanity_val_steps=0,
-        limit_train_batches=cfg.limit_batches,
+        limit_train_batches=plan.local_batches or cfg.limit_batches,
     )
     flare.patch(trainer)  # FedProx: the proximal term comes with the global model's metadata
     while flare.is_running():

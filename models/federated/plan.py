@@ -53,6 +53,9 @@ class FederationPlan:
     mu: float = 0.01
     objective: dict[str, Any] | None = None  # the agreed label encoding (Objective.state())
     run_id: str = ""
+    #: batches per site per round (None: whole ``local_epochs``). Fewer local steps keep the sites' models closer
+    #: to one another (client drift under label skew: each site pulls the head towards its own labels)
+    local_batches: int | None = None
 
     def __post_init__(self) -> None:
         self.algorithm = Algorithm(self.algorithm)
@@ -63,6 +66,8 @@ class FederationPlan:
             raise ConfigError("site names must be unique")
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("rounds and local epochs must be at least 1")
+        if self.local_batches is not None and self.local_batches < 1:
+            raise ConfigError("local batches must be at least 1")
         if self.algorithm is Algorithm.FEDPROX and not (math.isfinite(self.mu) and self.mu > 0):
             raise ConfigError("FedProx needs a positive mu")
         check_options(self.options)

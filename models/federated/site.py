@@ -97,6 +97,7 @@ def evaluate_site(plan: FederationPlan, site: Site, weights: dict[str, torch.Ten
         "input": prepared.input_spec.as_dict(),
         "clip": dataclasses.asdict(prepared.clip),
         "federation": {"algorithm": plan.algorithm.value, "rounds": plan.rounds, "local_epochs": plan.local_epochs,
+                       "local_batches": plan.local_batches,
                        "mu": plan.mu, "site": site.name, "sites": len(plan.sites)},
     }
     atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())

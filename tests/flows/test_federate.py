@@ -54,7 +54,8 @@ def test_three_sites_federate_and_only_weights_and_aggregates_travel(
         labels_name = register_location(state, LocationKind.LABELS, root / "labels.csv")
         sites.append(SiteLocations(dataset=dataset, labels=labels_name))
 
-    summary = federate(sites, "regression", TINY, rounds=2, algorithm="fedprox", mu=0.05)
+    options = {**TINY, "batch_size": 2}  # several batches at each site, of which a round trains one
+    summary = federate(sites, "regression", options, rounds=2, algorithm="fedprox", mu=0.05, local_batches=1)
 
     assert [r["round"] for r in summary["rounds"]] == [0, 1] and all(r["sites"] == 3 for r in summary["rounds"])
     assert all(torch.isfinite(torch.tensor(r["metrics"]["val_loss"])) for r in summary["rounds"])
@@ -79,6 +80,7 @@ def test_three_sites_federate_and_only_weights_and_aggregates_travel(
         assert set(dxo["data"]) == names and all(set(v) == {"array", "dtype"} for v in dxo["data"].values())
         assert set(dxo["meta"]) <= {"initial_metrics", "NUM_STEPS_CURRENT_ROUND", "fedprox_mu"}, dxo["meta"]
         assert set(dxo["meta"]["initial_metrics"]) == {"val_loss"}
+        assert dxo["meta"]["NUM_STEPS_CURRENT_ROUND"] == 1  # --local-batches 1: one optimiser step per round
         leaked = [s for s in _strings(record) for secret in secrets if secret in s]
         assert not leaked, leaked[:5]
 

@@ -44,6 +44,8 @@ def test_a_plan_refuses_what_a_federation_cannot_honour() -> None:
         FederationPlan("regression", SITES, {"tabular": ["age"]})
     with pytest.raises(ConfigError, match="mu"):
         FederationPlan("regression", SITES, algorithm="fedprox", mu=0.0)
+    with pytest.raises(ConfigError, match="local batches"):
+        FederationPlan("regression", SITES, local_batches=0)
 
 
 def test_global_weights_have_the_lightning_modules_names() -> None:
