@@ -93,13 +93,12 @@ def start(
     server: LocalServer, log_path: Path | None = None, timeout_s: float = 120.0, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     """Start the server in the background (``extra_env``: more settings, e.g. its log level) and wait until it is
-    healthy; the caller stops it (terminate())."""
+    healthy; the caller stops it (terminate()), or leaves it running: it outlives the caller."""
     log_path = log_path or server.home / "server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     env = server.environment({**os.environ, **(extra_env or {})})
-    process = subprocess.Popen(
-        server.command(), env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
-    )
+    # no parent-death signal here: ``medflow demo`` leaves this server running for its dashboard
+    process = subprocess.Popen(server.command(), env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -114,3 +114,23 @@ def test_a_server_dies_with_the_medflow_process_that_started_it_even_by_sigkill(
         assert _wait_gone(child, 10)
     finally:
         owner.kill()
+
+
+@pytest.mark.slow
+def test_the_demo_server_outlives_the_command_that_started_it(tmp_path: Path) -> None:
+    """`medflow demo` leaves its server running for the dashboard (`start`), unlike `medflow server`'s."""
+    port = _free_port()
+    script = (
+        "import sys; from pathlib import Path; from deployments.server import local_server, start;"
+        f" print(start(local_server(Path(sys.argv[1]), {port})).pid, flush=True)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "state")], capture_output=True, text=True,
+                          timeout=180, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    server_pid = int(done.stdout.split()[-1])
+    try:
+        time.sleep(1.0)  # a parent-death signal would have arrived by now
+        assert is_healthy(f"http://127.0.0.1:{port}/api") and _state(server_pid) != "Z"
+    finally:
+        os.kill(server_pid, signal.SIGTERM)
+        _wait_gone(server_pid, 30) or os.kill(server_pid, signal.SIGKILL)
