@@ -28,7 +28,8 @@ LABELS = ROOT / "tests" / "data" / "pixels" / "real_labels.json"
 CONFIGS = {
     "easyocr-320": dict(ocr_engine="easyocr", canvas_size=320),
     "easyocr-480": dict(ocr_engine="easyocr", canvas_size=480),
-    "easyocr-640": dict(ocr_engine="easyocr", canvas_size=640, precision="fp32"),
+    "easyocr-640": dict(ocr_engine="easyocr", canvas_size=640, precision="fp32", runtime="torch"),
+    "easyocr-640-openvino": dict(ocr_engine="easyocr", canvas_size=640, precision="fp32", runtime="openvino"),
     "easyocr-640-bf16": dict(ocr_engine="easyocr", canvas_size=640, precision="bf16"),
     "easyocr-640-bf16-loose": dict(ocr_engine="easyocr", canvas_size=640, precision="bf16", refine_boxes=False),
     "rapidocr": dict(ocr_engine="rapidocr", canvas_size=640),
@@ -66,12 +67,12 @@ def run_config(config: dict, items, device: str = "cpu") -> dict:
     from tasks.pixels import PixelOptions
     from tasks.pixels.clean import clean_frames
     from tasks.pixels.codec import decode
-    from tasks.pixels.detector import get_detector
+    from tasks.pixels.detector import detector_for
     from tasks.pixels.metrics import over_masking, recalled
 
     options = PixelOptions(device=device, **config)
     tic = time.perf_counter()
-    detector = get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
+    detector = detector_for(options)
     load_s = time.perf_counter() - tic
     rows, hits, kinds_all, phi_all, seconds = [], [], [], [], []
     for name, ds, labels, kinds, phi in items:

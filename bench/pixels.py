@@ -124,7 +124,8 @@ def labelled(options) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from ocr_recall import labelled_set, run_config
 
-    config = {"ocr_engine": options.ocr_engine, "canvas_size": options.canvas_size, "precision": options.precision}
+    config = {"ocr_engine": options.ocr_engine, "canvas_size": options.canvas_size, "precision": options.precision,
+              "runtime": options.runtime}  # fmt: skip
     result = run_config(config, labelled_set(quick=False), options.device)
     result = {k: v for k, v in result.items() if k != "items"} | {"items": len(result["items"])}
     print(
@@ -233,6 +234,7 @@ def main() -> None:
     parser.add_argument("--engine", default="easyocr", help="easyocr or rapidocr")
     parser.add_argument("--canvas", type=int, default=None, help="detector canvas (default: PixelOptions)")
     parser.add_argument("--precision", default="auto", help="detector arithmetic: auto, bf16 or fp32")
+    parser.add_argument("--runtime", default="auto", help="detector runtime: auto, torch or openvino")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core, as in the issue)")
     parser.add_argument("--pin", action="store_true", help="pin this process to the first allowed CPU")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the composite pipeline (0: skip it)")
@@ -258,7 +260,7 @@ def main() -> None:
     from pydicom.data import get_testdata_file
 
     from tasks.pixels import PixelOptions
-    from tasks.pixels.detector import get_detector
+    from tasks.pixels.detector import detector_for
 
     torch.set_num_threads(args.threads)
     path = get_testdata_file(FILE)
@@ -267,17 +269,23 @@ def main() -> None:
     import pydicom
 
     first_frame = pydicom.dcmread(path).pixel_array[0]  # recall is judged on the written pixels against it
-    extra = {"precision": args.precision} | ({} if args.canvas is None else {"canvas_size": args.canvas})
+    extra = {"precision": args.precision, "runtime": args.runtime}
+    extra |= {} if args.canvas is None else {"canvas_size": args.canvas}
     options = PixelOptions(device=args.device, ocr_engine=args.engine, **extra)
     tic = time.perf_counter()
-    detector = get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
+    detector = detector_for(options)
     load_s = time.perf_counter() - tic
-    print(f"detector {args.engine}, {getattr(detector, 'precision', 'fp32')} arithmetic, loaded in {load_s:.1f} s")
+    runtime = getattr(detector, "runtime", "onnxruntime")
+    print(
+        f"detector {args.engine}, {getattr(detector, 'precision', 'fp32')} arithmetic, {runtime} runtime, "
+        f"loaded in {load_s:.1f} s"
+    )
 
     result: dict = {
         "engine": args.engine,
         "device": args.device,
         "precision": getattr(detector, "precision", "fp32"),
+        "runtime": runtime,
         "command": " ".join(sys.argv),
         "machine": machine(torch, args),
     }

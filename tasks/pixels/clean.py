@@ -22,11 +22,13 @@ from pydicom import Dataset
 
 from tasks.errors import PixelError, QuarantineReason
 from tasks.pixels import boxes as bx
+from tasks.pixels.candidates import text_candidates
 from tasks.pixels.codec import DecodedPixels, decode, mark_lossy_history, write_back
 from tasks.pixels.composite import MEDIAN_FRAMES, max_image, median_image, sample_indices
-from tasks.pixels.detector import Box, TextDetector, get_detector
+from tasks.pixels.detector import Box, TextDetector, detector_for
 from tasks.pixels.imaging import fill_value, gray8, rgb8, to_rgb
 from tasks.pixels.layout import Layout, LayoutCache, device_key
+from tasks.pixels.mosaic import detect_crops
 from tasks.pixels.options import PixelCleaningResult, PixelOptions
 from tasks.pixels.refine import refine
 from tasks.pixels.region import ScanRegion, scan_region
@@ -62,7 +64,7 @@ def clean_pixels(
     """
     started = time.perf_counter()
     pixels = decode(ds, max_bytes=options.max_pixel_bytes)
-    detector = detector or get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision)
+    detector = detector or detector_for(options)
     key = device_key(ds) if layouts is not None and not options.ocr_every_frame else None
     known = layouts.get(key) if key is not None else None
     masked = clean_frames(pixels, ds, detector, options, None if known is None else known.boxes)
@@ -166,26 +168,25 @@ def clean_frames(
     inside = region.mask if region.mask is not None else np.ones((h, w), dtype=bool)
     x0, y0, x1, y1 = bx.pad(bx.bounding_box(inside), VERIFY_CONTEXT, (h, w))  # everything outside is blank
     views = [static] if layout is None or maximum is None else [static, maximum]  # reuse: transient text too
+    window = (slice(y0, y1), slice(x0, x1))
     verify_boxes: list[Box] = []
     passes = 0
     while True:
         passes += 1
-        images = [
-            fill_masked(
-                np.where(mask & ~(text_mask & inside), np.uint8(0), view)[y0:y1, x0:x1],
-                (text_mask & inside)[y0:y1, x0:x1],
-            )
-            for view in views
-        ]  # what is released, boxes in-painted
+        hidden = text_mask & inside
+        images = [fill_masked(np.where(mask & ~hidden, np.uint8(0), v)[window], hidden[window]) for v in views]
+        seen = detect_in(detector, images[:1])  # what is released, boxes in-painted
+        if len(images) > 1:  # the maximum of a reused layout: only new, transient text can be left there
+            seen += confirmed_candidates(detector, images[1], mask[window])
         thickest = THICK_LIMIT * max(h, w)
         new = [
             bx.pad((b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0), margin, (h, w), RELATIVE_MARGIN)
-            for b in detect_in(detector, images)
+            for b in seen
             if min(b[2] - b[0], b[3] - b[1]) <= thickest
         ]
         new = [b for b in new if bx.coverage(b, mask) < COVERED]
-        if layout is not None and len(verify_boxes) + len(new) > LAYOUT_NEW:  # not this device's layout after all
-            return clean_frames(pixels, ds, detector, options, None)._replace_state("changed")
+        if layout is not None and new and len(bx.merge_lines(verify_boxes + new)) > LAYOUT_NEW:
+            return clean_frames(pixels, ds, detector, options, None)._replace_state("changed")  # another layout
         if not new:
             break
         if passes >= options.verify_passes:
@@ -292,6 +293,26 @@ def paint_frames(frames: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> None
 
 MAX_RUNS = 8192
 """Runs of masked pixels up to which ``paint_frames`` copies run by run."""
+
+
+def confirmed_candidates(detector: TextDetector, image: np.ndarray, masked: np.ndarray) -> list[Box]:
+    """Text in ``image`` (8-bit (H,W)) outside ``masked``, found by asking the detector only about the structural
+    text candidates there (``tasks.pixels.candidates``), their crops packed into small mosaics: a fraction of a
+    full pass on the maximum composite of a reused layout, where only new, transient text can remain."""
+    h, w = image.shape[:2]
+    asked = [bx.pad(b, CROP_PAD, (h, w)) for b in text_candidates(image) if bx.coverage(b, masked) < COVERED]
+    if not asked:
+        return []
+    crops = [image[b[1] : b[3], b[0] : b[2]] for b in asked]
+    return [
+        (f[0] + b[0], f[1] + b[1], f[2] + b[0], f[3] + b[1])
+        for b, found in zip(asked, detect_crops(detector, crops), strict=True)
+        for f in found
+    ]
+
+
+CROP_PAD = 10
+"""Context pixels around a candidate line in its crop (the detector needs a little background around text)."""
 
 
 def detect_in(detector: TextDetector, images: list[np.ndarray]) -> list[Box]:

@@ -26,6 +26,8 @@ class PixelOptions:
     """Longest side the detector resizes an image to (easyocr ``canvas_size``)."""
     precision: str = "auto"
     """Detector arithmetic: ``"bf16"``, ``"fp32"`` or ``"auto"`` (bf16 on a GPU or a CPU with native bf16)."""
+    runtime: str = "auto"
+    """What runs the detector: ``"torch"``, ``"openvino"`` or ``"auto"`` (OpenVINO for fp32 on a CPU)."""
     sample_frames: int = 0
     """Frames detected on besides the two composites (evenly spaced) for a cine. 0 by default: the median and
     maximum composites held every labelled box in the benchmark, and each extra image costs a detector pass."""

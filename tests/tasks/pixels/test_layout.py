@@ -81,6 +81,7 @@ def test_layout_reused_changed_and_new_text(options, counter, tmp_path):
     before, after, report = _clean(second, options, cache, counter)
     assert report["layout"] == "reused" and all(removed_in_pixels(before, after, item.boxes))
     assert counter.images < full  # no detection pass, verification only
+    assert report["verify_boxes"] == 0 and len(report["boxes"]) >= len(item.boxes)  # the layout masked it all
 
     counter.images = 0
     third = _another_cine(item, rng)  # one cine of the study gets a new line of text
@@ -97,6 +98,29 @@ def test_layout_reused_changed_and_new_text(options, counter, tmp_path):
     assert len(other.boxes) > 2  # more new lines than verification may add to a reused layout
     before, after, report = _clean(other.frames, options, cache, counter)  # same device, new layout
     assert report["layout"] == "changed" and all(removed_in_pixels(before, after, other.boxes))
+
+
+@pytest.mark.slow
+def test_text_on_a_few_frames_of_a_reused_layout_is_found_and_masked(options, counter, tmp_path):
+    """Text typed on two of six frames is absent from the median composite; verification after reuse asks the
+    detector about the structural candidates of the cleaned maximum composite and masks it."""
+    rng = np.random.default_rng(21)
+    item = make_item(rng, frames=6, shape=(240, 320), colour=False, texts=2, inside_share=1.0)
+    cache = LayoutCache(tmp_path / "layouts.json")
+    _, _, report = _clean(item.frames, options, cache, counter)
+    assert report["layout"] == "detected"
+
+    later = _another_cine(item, rng)
+    layer = np.zeros(later.shape[1:3], np.uint8)
+    cv2.putText(layer, "SMITH^J", _free_spot(item, (84, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1, cv2.LINE_AA)
+    later[2:4, layer > 0] = 255  # frames 2 and 3 only
+    ys, xs = np.nonzero(layer)
+    new_box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    ds = us_dataset(later)
+    shown = later[2].copy()
+    report = clean_pixels(ds, options, cache, detector=counter).report
+    assert report["layout"] == "reused" and report["verify_boxes"] >= 1
+    assert all(removed_in_pixels(shown, ds.pixel_array[2], [*item.boxes, new_box]))
 
 
 def test_layouts_persist_keyed_without_phi(tmp_path):
