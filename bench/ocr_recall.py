@@ -67,12 +67,11 @@ def run_config(config: dict, items, device: str = "cpu") -> dict:
     from tasks.pixels import PixelOptions
     from tasks.pixels.clean import clean_frames
     from tasks.pixels.codec import decode
-    from tasks.pixels.detector import detector_for
     from tasks.pixels.metrics import over_masking, recalled
 
     options = PixelOptions(device=device, **config)
     tic = time.perf_counter()
-    detector = detector_for(options)
+    detector = options.detector()
     load_s = time.perf_counter() - tic
     rows, hits, kinds_all, phi_all, seconds = [], [], [], [], []
     for name, ds, labels, kinds, phi in items:

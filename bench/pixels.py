@@ -260,7 +260,6 @@ def main() -> None:
     from pydicom.data import get_testdata_file
 
     from tasks.pixels import PixelOptions
-    from tasks.pixels.detector import detector_for
 
     torch.set_num_threads(args.threads)
     path = get_testdata_file(FILE)
@@ -273,7 +272,7 @@ def main() -> None:
     extra |= {} if args.canvas is None else {"canvas_size": args.canvas}
     options = PixelOptions(device=args.device, ocr_engine=args.engine, **extra)
     tic = time.perf_counter()
-    detector = detector_for(options)
+    detector = options.detector()
     load_s = time.perf_counter() - tic
     runtime = getattr(detector, "runtime", "onnxruntime")
     print(

@@ -21,7 +21,7 @@ from tasks.pixels import boxes as bx
 from tasks.pixels.candidates import text_candidates
 from tasks.pixels.clean import RELATIVE_MARGIN, finish, paint_frames
 from tasks.pixels.codec import DecodedPixels, decode
-from tasks.pixels.detector import Box, TextDetector, detector_for
+from tasks.pixels.detector import Box, TextDetector
 from tasks.pixels.imaging import fill_value, gray8
 from tasks.pixels.layout import Layout, LayoutCache, series_key
 from tasks.pixels.mosaic import detect_crops
@@ -41,7 +41,7 @@ def check_text(ds: Dataset, options: PixelOptions, cache: LayoutCache) -> PixelC
     """Mask the text of ``ds`` found by the check (in place, re-encoded); None when the series has no text."""
     started = time.perf_counter()
     pixels = decode(ds, max_bytes=options.max_pixel_bytes)
-    detector = detector_for(options)
+    detector = options.detector()
     key = series_key(ds)
     layout = cache.get(key)
     first = layout is None

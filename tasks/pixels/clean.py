@@ -25,7 +25,7 @@ from tasks.pixels import boxes as bx
 from tasks.pixels.candidates import text_candidates
 from tasks.pixels.codec import DecodedPixels, decode, mark_lossy_history, write_back
 from tasks.pixels.composite import MEDIAN_FRAMES, max_image, median_image, sample_indices
-from tasks.pixels.detector import Box, TextDetector, detector_for
+from tasks.pixels.detector import Box, TextDetector
 from tasks.pixels.imaging import fill_value, gray8, rgb8, to_rgb
 from tasks.pixels.layout import Layout, LayoutCache, device_key
 from tasks.pixels.mosaic import detect_crops
@@ -64,7 +64,7 @@ def clean_pixels(
     """
     started = time.perf_counter()
     pixels = decode(ds, max_bytes=options.max_pixel_bytes)
-    detector = detector or detector_for(options)
+    detector = detector or options.detector()
     key = device_key(ds) if layouts is not None and not options.ocr_every_frame else None
     known = layouts.get(key) if key is not None else None
     masked = clean_frames(pixels, ds, detector, options, None if known is None else known.boxes)

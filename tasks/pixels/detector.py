@@ -11,14 +11,11 @@ import functools
 import importlib.util
 import logging
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from tasks.errors import ConfigError
-
-if TYPE_CHECKING:
-    from tasks.pixels.options import PixelOptions
 
 log = logging.getLogger(__name__)
 
@@ -314,8 +311,3 @@ def get_detector(
         native,
     )
     return detector
-
-
-def detector_for(options: PixelOptions) -> TextDetector:
-    """The process-wide detector that pixel ``options`` name."""
-    return get_detector(options.ocr_engine, options.device, options.canvas_size, options.precision, options.runtime)

@@ -46,6 +46,12 @@ class PixelOptions:
     fill_value: int | None = None
     """Value written into masked pixels; ``None`` means the darkest value of the photometric interpretation."""
 
+    def detector(self) -> Any:
+        """The process-wide text detector these options name (``tasks.pixels.detector.get_detector``)."""
+        from tasks.pixels.detector import get_detector
+
+        return get_detector(self.ocr_engine, self.device, self.canvas_size, self.precision, self.runtime)
+
     @classmethod
     def from_settings(cls, settings: Any) -> PixelOptions:
         """Options from the process settings (``tasks.config.Settings``: engine and every-frame mode); an unknown

@@ -10,7 +10,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from tasks.pixels import PixelOptions
-from tasks.pixels.detector import TextDetector, detector_for
+from tasks.pixels.detector import TextDetector
 
 LABELS = Path(__file__).resolve().parents[2] / "data" / "pixels" / "real_labels.json"
 
@@ -39,4 +39,4 @@ def options() -> PixelOptions:
 @pytest.fixture(scope="session")
 def detector(options: PixelOptions) -> TextDetector:
     """The real easyocr CRAFT detector, loaded once (get_detector caches it for clean_pixels too)."""
-    return detector_for(options)
+    return options.detector()
