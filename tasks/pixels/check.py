@@ -24,15 +24,13 @@ from tasks.pixels.codec import DecodedPixels, decode
 from tasks.pixels.detector import Box, TextDetector
 from tasks.pixels.imaging import fill_value, gray8
 from tasks.pixels.layout import Layout, LayoutCache, series_key
-from tasks.pixels.mosaic import detect_crops
+from tasks.pixels.mosaic import CROP_PAD, detect_crops
 from tasks.pixels.options import PixelCleaningResult, PixelOptions
 
 log = logging.getLogger(__name__)
 
 CORNER = 0.25
 """Share of the height and width of each corner region the detector sees once per series."""
-CROP_PAD = 10
-"""Pixels of context around a candidate line in its crop."""
 KNOWN = 0.5
 """A candidate this much covered by the layout's boxes or by regions already judged text-free is not asked again."""
 

@@ -28,7 +28,7 @@ from tasks.pixels.composite import MEDIAN_FRAMES, max_image, median_image, sampl
 from tasks.pixels.detector import Box, TextDetector
 from tasks.pixels.imaging import fill_value, gray8, rgb8, to_rgb
 from tasks.pixels.layout import Layout, LayoutCache, device_key
-from tasks.pixels.mosaic import detect_crops
+from tasks.pixels.mosaic import CROP_PAD, detect_crops
 from tasks.pixels.options import PixelCleaningResult, PixelOptions
 from tasks.pixels.refine import refine
 from tasks.pixels.region import ScanRegion, scan_region
@@ -309,10 +309,6 @@ def confirmed_candidates(detector: TextDetector, image: np.ndarray, masked: np.n
         for b, found in zip(asked, detect_crops(detector, crops), strict=True)
         for f in found
     ]
-
-
-CROP_PAD = 10
-"""Context pixels around a candidate line in its crop (the detector needs a little background around text)."""
 
 
 def detect_in(detector: TextDetector, images: list[np.ndarray]) -> list[Box]:

@@ -8,6 +8,9 @@ from tasks.pixels.detector import Box, TextDetector
 
 GAP = 12
 """Blank pixels between crops, so that no detected box spans two of them."""
+CROP_PAD = 10
+"""Context pixels callers keep around a candidate text line in its crop (the detector needs background around
+text to find it)."""
 
 
 def detect_crops(detector: TextDetector, crops: list[np.ndarray], side: int = 640) -> list[list[Box]]:
