@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +15,15 @@ from typing import Any, BinaryIO
 from tasks.errors import StorageError
 
 TEMP_PREFIX = ".medflow-tmp-"
+_NAMES = random.Random(secrets.randbits(128))
+"""Temporary names only need to differ (they are created with O_EXCL in owner-only folders); ``secrets`` asks the
+kernel for bytes on every call (one system call per instance written). Reseeded in a forked child."""
+os.register_at_fork(after_in_child=lambda: _NAMES.seed(secrets.randbits(128)))
+
+
+def temporary_path(folder: Path) -> Path:
+    """A fresh temporary name in ``folder`` (:data:`TEMP_PREFIX`; create it with ``O_EXCL``)."""
+    return folder / f"{TEMP_PREFIX}{_NAMES.getrandbits(64):016x}"
 
 
 def check_writable(folder: Path, name: str) -> Path:
@@ -55,7 +65,7 @@ def atomic_write_parts(path: Path, parts: Sequence[bytes | bytearray | memoryvie
     (``fdatasync``) before the rename; make the rename durable by fsyncing the folder. ``path``'s folder must
     exist (FileNotFoundError otherwise). A lean :func:`atomic_output` for data held in memory: gathered writes,
     no buffered file object."""
-    tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    tmp = temporary_path(path.parent)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:

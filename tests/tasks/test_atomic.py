@@ -57,3 +57,18 @@ def test_atomic_write_parts_writes_them_in_order_and_leaves_no_temporary(tmp_pat
     with pytest.raises(FileNotFoundError):
         atomic_write_parts(tmp_path / "missing" / "y.dcm", [b"data"])
     assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+def test_a_forked_child_names_its_temporaries_differently() -> None:
+    """Temporary names come from a fast PRNG (not a system call each); a fork must not repeat the parent's."""
+    import os
+
+    from tasks import atomic
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next name
+        os.write(write, str(atomic._NAMES.getrandbits(64)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert int(os.read(read, 64)) != atomic._NAMES.getrandbits(64)
