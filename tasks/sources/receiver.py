@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -104,9 +104,13 @@ class Receiver:
         return study_token(self._key, study_instance_uid)
 
     def place(
-        self, ds: Dataset | None, sop_instance_uid: str | None = None, sop_class_uid: str | None = None
+        self,
+        ds: Dataset | Mapping[str, str] | None,
+        sop_instance_uid: str | None = None,
+        sop_class_uid: str | None = None,
     ) -> Placement | None:
-        """Token, digest and modality of an instance; None when no SOP Instance UID is known.
+        """Token, digest and modality of an instance (``ds``: its header, or the placing fields as found by
+        :func:`tasks.sources.header_scan.scan_placing_fields`); None when no SOP Instance UID is known.
 
         ``sop_instance_uid`` and ``sop_class_uid`` (a C-STORE request's Affected SOP Instance/Class UID) win over
         the header's."""
@@ -199,7 +203,7 @@ def read_dataset_fields(stream: BinaryIO, transfer_syntax: str) -> Dataset | Non
         stream.seek(0)
 
 
-def _text(ds: Dataset, keyword: str) -> str:
+def _text(ds: Dataset | Mapping[str, str], keyword: str) -> str:
     try:
         value = ds.get(keyword)
     except (ValueError, TypeError, KeyError, AttributeError):  # a malformed element
