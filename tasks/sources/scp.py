@@ -27,8 +27,10 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from tasks.sources.contexts import storage_contexts
+from tasks.sources.header_scan import scan_placing_fields
 from tasks.sources.receiver import Outcome, Receiver, read_dataset_fields, read_placing_fields
-from tasks.sources.spool import PREAMBLE, Spool, Spooled, SpoolingSocket
+from tasks.sources.spool import Answer, Spool, Spooled, SpoolingSocket, StoreRequest
+from tasks.sources.store_messages import PREAMBLE, REFUSED
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,8 @@ DUL_LOOP_DELAY_S = 0.0001
 STATUS = {
     Outcome.STORED: 0x0000,
     Outcome.NOT_ROUTED: 0x0000,  # acknowledged: the routing rule says this modality is not wanted
-    Outcome.FULL: 0xA700,  # Refused: out of resources
-    Outcome.FAILED: 0xA700,
+    Outcome.FULL: REFUSED,
+    Outcome.FAILED: REFUSED,
     Outcome.NO_INSTANCE_UID: 0xC000,  # Error: cannot understand
 }
 
@@ -77,10 +79,19 @@ def host_allowed(address: str, allowed: Networks) -> bool:
 class GuardedServer(ThreadedAssociationServer):
     """pynetdicom's threaded server, closing connections from hosts off the allow-list before TLS or any PDU."""
 
-    def __init__(self, *args, allowed: Networks, listener: str, spool_folder: Path | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        allowed: Networks,
+        listener: str,
+        spool_folder: Path | None = None,
+        answer: Answer | None = None,
+        **kwargs,
+    ) -> None:
         self.allowed = allowed
         self.listener = listener
         self.spool_folder = spool_folder
+        self.answer = answer
         self._spools: dict[object, Spool] = {}  # peer address -> the spool of its connection, until it opens
         self._spools_lock = threading.Lock()
         super().__init__(*args, **kwargs)
@@ -92,14 +103,16 @@ class GuardedServer(ThreadedAssociationServer):
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         """Accept; wrap connections from allowed hosts in TLS (with a handshake time limit), or else in a
-        :class:`SpoolingSocket` when the server has a ``spool_folder`` (the C-MOVE destination has none)."""
+        :class:`SpoolingSocket` when the server has a ``spool_folder`` and an ``answer`` (the C-MOVE destination
+        has none)."""
         client, address = self.socket.accept()
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a response goes out at once, not with the next
         if not host_allowed(address[0], self.allowed):
             return client, address  # verify_request closes it
-        if not self.ssl_context and self.spool_folder is None:
+        if not self.ssl_context and (self.spool_folder is None or self.answer is None):
             return client, address
         if not self.ssl_context:
-            spooling = SpoolingSocket(client, Spool(self.spool_folder))
+            spooling = SpoolingSocket(client, Spool(self.spool_folder, self.answer))
             with self._spools_lock:
                 self._spools[address] = spooling.spool
             return spooling, address  # type: ignore[return-value]
@@ -148,7 +161,8 @@ class StoreSCP:
         self._allow_ae = {a.strip() for a in allow_ae}
         self._spools: dict[object, Spool] = {}  # association -> its spool
         self._spools_lock = threading.Lock()
-        self.spooled = 0  # instances stored from a spooled data set
+        self.answered = 0  # instances answered below pynetdicom (tasks.sources.spool)
+        self.spooled = 0  # of those, data sets spooled to disk as they arrived
         ae = AE(ae_title=ae_title)
         ae.supported_contexts = [*storage_contexts()]
         ae.add_supported_context(Verification)
@@ -172,6 +186,7 @@ class StoreSCP:
             allowed=networks(allow_hosts),
             listener=listener,
             spool_folder=receiver.inbox.root,
+            answer=self._answer,
         )
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"scp-{listener}", daemon=True
@@ -215,49 +230,70 @@ class StoreSCP:
         if spool is not None:
             spool.close()
 
-    def _spooled(self, assoc, request) -> Spooled | None:
-        spool = self._spools.get(assoc)
-        if spool is None:
-            return None
-        return spool.take(int(request.MessageID), str(request.AffectedSOPInstanceUID or ""))
-
     def _on_store(self, event) -> int:
-        """Stage one instance durably, then answer; never raises (pynetdicom would log the traceback).
-
-        The dataset is written as received, behind a file meta header, without copying it: placed by the
-        request's SOP Instance/Class UIDs and the header read up to the Study Instance UID. A data set spooled
-        while it arrived (:mod:`tasks.sources.spool`) is only synced and moved into place."""
-        spooled = None
+        """Stage one instance that came through pynetdicom (TLS, or a request not answered below it) durably,
+        then answer; never raises (pynetdicom would log the traceback). The data set is written as received,
+        behind a file meta header, without copying it."""
         try:
             request = event.request
-            spooled = self._spooled(event.assoc, request)
-            if spooled is not None:
-                return self._store_spooled(spooled, request, event.context.transfer_syntax)
             dataset = request.DataSet  # the encoded dataset as the peer sent it (BytesIO)
-            fields = read_dataset_fields(dataset, event.context.transfer_syntax)
-            placement = self.receiver.place(
-                fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
-            )
             with dataset.getbuffer() as body:
-                outcome = self.receiver.store_bytes((PREAMBLE, encode_file_meta(event.file_meta), body), placement)
+                return self._stage(
+                    body,
+                    (PREAMBLE, encode_file_meta(event.file_meta)),
+                    str(request.AffectedSOPInstanceUID or ""),
+                    str(request.AffectedSOPClassUID or ""),
+                    event.context.transfer_syntax,
+                )
         except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
-            if spooled is not None:
-                spooled.discard()
             logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
-            return 0xA700
-        return STATUS[outcome]
+            return STATUS[Outcome.FAILED]
 
-    def _store_spooled(self, spooled: Spooled, request, transfer_syntax: str) -> int:
+    def _answer(self, request: StoreRequest, data: memoryview | Spooled) -> int:
+        """Stage one instance answered below pynetdicom (:class:`tasks.sources.spool.Spool`); never raises."""
+        try:
+            if isinstance(data, Spooled):
+                return self._stage_spooled(data, request)
+            return self._stage(
+                data,
+                (request.part10_header(),),
+                request.sop_instance_uid,
+                request.sop_class_uid,
+                request.transfer_syntax,
+            )
+        except Exception as exc:  # a bug must not acknowledge an instance that is not on disk
+            if isinstance(data, Spooled):
+                data.discard()
+            logger.error("listener %s: C-STORE failed (%s); refused", self.listener, type(exc).__name__)
+            return STATUS[Outcome.FAILED]
+        finally:
+            self.answered += 1
+
+    def _stage(
+        self,
+        body: memoryview,
+        header: tuple[bytes, ...],
+        sop_instance_uid: str,
+        sop_class_uid: str,
+        transfer_syntax: str,
+    ) -> int:
+        """Place a data set held in memory by the header read up to the Study Instance UID (the request's UIDs
+        win) and write it durably behind ``header`` in one gathered write."""
+        fields = scan_placing_fields(body, transfer_syntax) or read_dataset_fields(io.BytesIO(body), transfer_syntax)
+        placement = self.receiver.place(fields, sop_instance_uid, sop_class_uid)
+        return STATUS[self.receiver.store_bytes((*header, body), placement)]
+
+    def _stage_spooled(self, spooled: Spooled, request: StoreRequest) -> int:
         """Place, sync and move into place a data set spooled as it arrived; refuse one whose writing failed."""
         if spooled.failed:
             spooled.discard()
             return STATUS[Outcome.FAILED]
-        fields = read_dataset_fields(io.BytesIO(spooled.head), transfer_syntax)
+        fields = scan_placing_fields(spooled.head, request.transfer_syntax)
+        if fields is None or "StudyInstanceUID" not in fields:
+            fields = read_dataset_fields(io.BytesIO(spooled.head), request.transfer_syntax)
         if spooled.data_bytes > len(spooled.head) and (fields is None or "StudyInstanceUID" not in fields):
             fields = read_placing_fields(spooled.path)  # the header may run past the part kept in memory
-        placement = self.receiver.place(
-            fields, str(request.AffectedSOPInstanceUID or ""), str(request.AffectedSOPClassUID or "")
-        )
+        placement = self.receiver.place(fields, request.sop_instance_uid, request.sop_class_uid)
         self.spooled += 1
         return STATUS[self.receiver.store_file(spooled.finish(), placement)]
 

@@ -1,59 +1,80 @@
-"""Write a large C-STORE data set to disk as it arrives, below pynetdicom, so that acknowledging it needs only
-the syncs.
+"""Answer C-STORE requests below pynetdicom: each data set goes to disk as it arrives, the response straight back.
 
-pynetdicom reads a PDU in 4 kB ``recv`` calls, copies each P-DATA fragment four or five times and assembles
-the data set in a growing ``BytesIO`` before its handler sees it; for a cine of several MB that, and writing the
-MB afterwards, is most of the time the sender waits for the response. A :class:`SpoolingSocket` wraps an
-accepted (plain TCP) connection and hands pynetdicom the PDUs it reads, one whole PDU at a time (one
-``recv_into`` per PDU, into a reused buffer). Once a C-STORE request's command has arrived and its data set
-spans more than one fragment, each data set fragment is written straight from that buffer to a temporary file
-in the inbox (behind the Part-10 header), and pynetdicom is given the PDU with that fragment emptied; the disk
-write-back is started every :data:`WRITEBACK_BYTES` (``POSIX_FADV_DONTNEED``), so the handler's ``fdatasync``
-waits only for the tail. Everything else (association PDUs, commands, C-ECHO, data sets in one fragment such as
-a CT slice) passes through unchanged and takes pynetdicom's usual path.
+pynetdicom hands a received message through two threads that poll each other (the association's reactor sleeps
+1 ms between looks), reads a PDU in 4 kB ``recv`` calls, copies each P-DATA fragment several times, assembles
+the data set in a growing ``BytesIO`` and builds its response through four layers of objects: for a CT slice
+that is about 2 ms of the 3 ms a sender waited per instance, for a cine of several MB most of it.
 
-The handler takes the spooled file with :meth:`Spool.take` (matched by Message ID and SOP Instance UID): a
-file whose writing failed is refused (0xA700, the sender retries). A spooled file is an ordinary temporary
-(:data:`tasks.atomic.TEMP_PREFIX`): a crash leaves it for the next start to delete, and it is acknowledged only
-once fsynced and renamed into place. TLS connections are not wrapped (pynetdicom asks an ``SSLSocket`` for
-data it has buffered, which a wrapper would hide).
+A :class:`SpoolingSocket` wraps an accepted plain-TCP connection and reads it one whole PDU at a time (one
+``recv_into`` per PDU, into a reused buffer). P-DATA goes through a :class:`Spool`: once a C-STORE request's
+command has arrived on an accepted presentation context, its data set is taken here; a data set in one fragment
+(a CT slice) is handed to the listener's ``answer`` from the buffer; one spread over many (a cine) is written
+fragment by fragment to a temporary file in the inbox behind the Part-10 header (disk write-back started every
+:data:`WRITEBACK_BYTES`, so the final ``fdatasync`` waits only for the tail) and handed over when complete. The
+``answer`` stages the instance durably and returns the DIMSE status; only then is the C-STORE-RSP
+(:mod:`tasks.sources.store_messages`) written to the connection, on pynetdicom's own DUL thread (the one reading),
+so no two PDUs interleave. pynetdicom never sees that message; everything else (association set-up, C-ECHO,
+release, abort, a C-STORE on a context it did not accept) passes through to it unchanged, and when nothing of a
+PDU is left for it and no next PDU arrives within :data:`NEXT_PDU_WAIT_S` it gets an empty P-DATA-TF, so its
+timers and stop requests still run.
+
+A spooled file is an ordinary temporary (:data:`tasks.atomic.TEMP_PREFIX`): a crash leaves it for the next start
+to delete, and it is acknowledged only once fsynced and renamed into place. A data set cut short by the next
+command, or whose writing failed, is refused (0xA700: the sender keeps it and retries). TLS connections are not
+wrapped (pynetdicom asks an ``SSLSocket`` for data it has buffered, which a wrapper would hide); they take
+pynetdicom's path.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import secrets
 import select
 import socket
 import struct
 import threading
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom.uid import UID
-from pynetdicom.dsutils import create_file_meta, decode, encode_file_meta
-
-from tasks.atomic import TEMP_PREFIX
+from tasks.atomic import temporary_path
+from tasks.sources.store_messages import REFUSED, part10_header, read_command, store_response_pdu
 
 logger = logging.getLogger(__name__)
 
-PREAMBLE = b"\x00" * 128 + b"DICM"
 P_DATA_TF = 0x04
-C_STORE_RQ = 0x0001
-NO_DATA_SET = 0x0101
 HEAD_BYTES = 64 * 1024
 """How much of a spooled data set is kept in memory to read the placing fields from."""
 WRITEBACK_BYTES = 4 << 20
 """Start the disk write of what has been spooled each time this much more has been written."""
 MAX_FILTERED_PDU = 64 << 20
 """Larger P-DATA PDUs pass through unchanged (they are refused by pynetdicom's own limit anyway)."""
+NEXT_PDU_WAIT_S = 0.01
+"""How long to wait for the sender's next PDU before pynetdicom gets an empty P-DATA-TF instead."""
+MIN_PEER_PDU = 1024
+"""Answer here only when the peer accepts PDUs of this size (a C-STORE-RSP is under 300 bytes)."""
 _FADVISE = getattr(os, "posix_fadvise", None)
 _PDU_HEADER = struct.Struct(">BBL")
+_ITEM_HEADER = struct.Struct(">LBB")
 _ITEM_LENGTH = struct.Struct(">L")
+_EMPTY_P_DATA = _PDU_HEADER.pack(P_DATA_TF, 0, 0)
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """A C-STORE request taken below pynetdicom: what its response and its file's meta header need."""
+
+    context_id: int
+    message_id: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+
+    def part10_header(self) -> bytes:
+        """Preamble, prefix and file meta information of the instance as it will be staged."""
+        return part10_header(self.sop_class_uid, self.sop_instance_uid, self.transfer_syntax)
 
 
 @dataclass
@@ -62,8 +83,6 @@ class Spooled:
 
     path: Path
     fd: int
-    message_id: int
-    sop_instance_uid: str
     header_bytes: int
     head: bytearray = field(default_factory=bytearray)
     data_bytes: int = 0
@@ -100,160 +119,194 @@ class Spooled:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            os.close(self.fd)
+            if self.fd >= 0:
+                os.close(self.fd)
 
     def discard(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
 
 
-class Spool:
-    """The spooled data sets of one connection's C-STORE requests, written into ``folder``."""
+Answer = Callable[[StoreRequest, "memoryview | Spooled"], int]
+"""Stage one instance durably and return the DIMSE status of its response; called on the DUL thread. A
+:class:`Spooled` data set is the callee's to finish or discard."""
 
-    def __init__(self, folder: Path) -> None:
+
+class Spool:
+    """The C-STORE requests of one connection, answered with ``answer``; their spooled data sets in ``folder``."""
+
+    def __init__(self, folder: Path, answer: Answer) -> None:
         self.folder = folder
+        self.answer = answer
         self.assoc: Any = None  # the pynetdicom Association, once the connection has one (its accepted contexts)
-        self._syntaxes: dict[int, str] | None = None
+        self.responses: list[bytes] = []  # C-STORE-RSP PDUs to send, in order
+        self._contexts: dict[int, tuple[str, str]] | None = None  # context ID -> abstract, transfer syntax
         self._command = bytearray()
-        self._request: tuple[int, bytes] | None = None  # the last command: context ID, encoded command set
+        self._request: StoreRequest | None = None  # the request whose data set is arriving
         self._current: Spooled | None = None
-        self._done: deque[Spooled] = deque()
         self._lock = threading.Lock()
         self._closed = False
-        self.droppable = False
 
     def filter(self, body: memoryview) -> bytes | memoryview:
-        """A P-DATA-TF PDU's body as pynetdicom should see it: spooled data set fragments emptied.
-        :attr:`droppable` tells whether it held only spooled fragments, none the last of its data set (so
-        pynetdicom need not see it at all)."""
-        self.droppable = False
+        """A P-DATA-TF PDU's body as pynetdicom should see it: the items of messages answered here removed
+        (``b""``: nothing is left)."""
         with self._lock:
             if self._closed:
                 return body
             try:
                 return self._filter(body)
             except Exception as exc:  # a malformed PDU: pynetdicom judges it as sent; a bug must not lose data
-                logger.warning("listener: spooling stopped for one instance (%s); refused", type(exc).__name__)
+                logger.warning("listener: a P-DATA PDU could not be read (%s); passed on", type(exc).__name__)
                 self._abandon()
                 return body
 
     def _filter(self, body: memoryview) -> bytes | memoryview:
         parts: list[bytes | memoryview] = []
         changed = False
-        middle = True  # only spooled fragments, none a data set's last
         offset = 0
         while offset < len(body):
             (length,) = _ITEM_LENGTH.unpack_from(body, offset)
             end = offset + 4 + length
             if length < 2 or end > len(body):
                 raise ValueError("PDV item length")
-            context_id, control = body[offset + 4], body[offset + 5]
-            if self._spool(context_id, control, body[offset + 6 : end]):
-                parts.append(bytes((0, 0, 0, 2, context_id, control)))  # the item, its fragment emptied
+            item = body[offset:end]
+            kept = self._item(item[4], item[5], item[6:], item)
+            if kept is not item:
                 changed = True
-                middle = middle and not control & 2
-            else:
-                parts.append(body[offset:end])
-                middle = False
+            if kept:
+                parts.append(kept)
             offset = end
         if not changed:
             return body
-        self.droppable = middle
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return b"".join(parts)
 
-    def _spool(self, context_id: int, control: int, data: memoryview) -> bool:
-        """Handle one fragment; True when it was spooled (and is to be emptied)."""
-        if control & 1:  # a command fragment: a new message
-            self._abandon()  # a data set still being spooled was cut short
+    def _item(self, context_id: int, control: int, data: memoryview, item: memoryview) -> bytes | memoryview:
+        """Handle one presentation data value item; return what of it pynetdicom gets (``b""``: nothing)."""
+        if control & 1:  # a command fragment: held until the command is whole
+            self._abandon()  # a data set still arriving was cut short by a new message
             self._command += data
-            if control & 2:
-                self._request = (context_id, bytes(self._command))  # decoded only if its data set is spooled
-                self._command.clear()
-            return False
-        current = self._current
-        if current is None:
-            pending, self._request = self._request, None
-            if pending is None or control & 2:  # no command, or the data set in one fragment: pynetdicom's
-                return False
-            request = self._store_request(*pending)
-            if request is None:  # not a C-STORE request
-                return False
-            current = self._open(*request)
-            if current is None:  # could not open: this data set goes through pynetdicom
-                return False
+            if not control & 2:
+                return b""
+            command, self._command = bytes(self._command), bytearray()
+            request = self._store_request(context_id, command)
+            if request is None:  # not ours: pynetdicom gets the whole command as one fragment
+                return _ITEM_HEADER.pack(len(command) + 2, context_id, control) + command
+            self._request = request
+            return b""
+        request = self._request
+        if request is None:  # a data set of a message pynetdicom handles
+            return item
+        if control & 2 and self._current is None:  # the whole data set in one fragment
+            self._request = None
+            self._reply(request, data)
+            return b""
+        current = self._current or self._open(request)
         if not current.failed:
             try:
                 current.write(data)
             except OSError:
                 current.failed = True  # its earlier fragments are gone: the request will be refused
         if control & 2:
-            self._current = None
+            self._request, self._current = None, None
             if current.failed:
                 current.discard()
+                self._respond(request, REFUSED)
             else:
-                current.write_back()  # the tail, before the handler's fdatasync waits for it
-            self._done.append(current)
-        return True
+                current.write_back()  # the tail, before the answer's fdatasync waits for it
+                self._reply(request, current)
+        return b""
 
-    def _store_request(self, context_id: int, command: bytes) -> tuple[int, str, bytes] | None:
-        """Message ID, SOP Instance UID and the Part-10 header of a C-STORE request with a data set."""
-        cs = decode(io.BytesIO(command), True, True)
-        if cs.get("CommandField") != C_STORE_RQ or cs.get("CommandDataSetType", NO_DATA_SET) == NO_DATA_SET:
+    def _store_request(self, context_id: int, command: bytes) -> StoreRequest | None:
+        """The C-STORE request (with a data set, on an accepted context of its SOP class) this command is, else
+        None."""
+        assoc = self.assoc  # read on its DUL thread: Sta6 once the A-ASSOCIATE-AC has gone out
+        if assoc is None or assoc.dul.state_machine.current_state != "Sta6":
             return None
-        if self._syntaxes is None and self.assoc is not None:
-            self._syntaxes = {int(cx.context_id): str(cx.transfer_syntax[0]) for cx in self.assoc.accepted_contexts}
-        syntax = (self._syntaxes or {}).get(context_id)
-        if syntax is None:
+        cs = read_command(command)
+        if cs is None or not cs.is_store_with_data_set:
             return None
-        meta = create_file_meta(
-            sop_class_uid=UID(str(cs.AffectedSOPClassUID)),
-            sop_instance_uid=UID(str(cs.AffectedSOPInstanceUID)),
-            transfer_syntax=UID(syntax),
-        )
-        return int(cs.MessageID), str(cs.AffectedSOPInstanceUID), PREAMBLE + encode_file_meta(meta)
+        if self._contexts is None:
+            self._contexts = {
+                int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                for cx in assoc.accepted_contexts
+            }
+        abstract, syntax = self._contexts.get(context_id, ("", ""))
+        peer_pdu = int(assoc.requestor.maximum_length or 0)
+        if abstract != cs.sop_class_uid or 0 < peer_pdu < MIN_PEER_PDU:  # pynetdicom answers what does not fit
+            return None
+        return StoreRequest(context_id, cs.message_id, cs.sop_class_uid, cs.sop_instance_uid, syntax)
 
-    def _open(self, message_id: int, sop_instance_uid: str, header: bytes) -> Spooled | None:
-        path = self.folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    def _open(self, request: StoreRequest) -> Spooled:
+        """A temporary file holding the Part-10 header; a ``failed`` one when it cannot be written."""
+        path = temporary_path(self.folder)
+        header = request.part10_header()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError:
-            return None
-        spooled = Spooled(path, fd, message_id, sop_instance_uid, len(header))
-        try:
-            view = memoryview(header)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError:
-            spooled.discard()
-            return None
+            spooled = Spooled(path, -1, len(header), failed=True)
+        else:
+            spooled = Spooled(path, fd, len(header))
+            try:
+                view = memoryview(header)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                spooled.failed = True
         self._current = spooled
         return spooled
 
-    def _abandon(self) -> None:
-        """Give up the data set being spooled: its request, should pynetdicom deliver it, is refused."""
-        current, self._current = self._current, None
-        if current is not None:
-            current.failed = True
-            current.discard()
-            self._done.append(current)
+    def _reply(self, request: StoreRequest, data: memoryview | Spooled) -> None:
+        try:
+            status = self.answer(request, data)
+        except Exception as exc:  # the answer must not raise; if it does, nothing is acknowledged
+            logger.error("listener: C-STORE failed (%s); refused", type(exc).__name__)
+            if isinstance(data, Spooled):
+                data.discard()
+            status = REFUSED
+        self._respond(request, status)
 
-    def take(self, message_id: int, sop_instance_uid: str) -> Spooled | None:
-        """The spooled data set of this request (``failed``: refuse it), else None (it went through
-        pynetdicom); older ones are dropped."""
+    def _respond(self, request: StoreRequest, status: int) -> None:
+        self.responses.append(
+            store_response_pdu(
+                request.context_id, request.message_id, request.sop_class_uid, request.sop_instance_uid, status
+            )
+        )
+
+    def _abandon(self) -> None:
+        """Refuse the request whose data set was cut short (its spooled part is deleted)."""
+        request, current = self._request, self._current
+        self._request, self._current = None, None
+        if current is not None:
+            current.discard()
+        if request is not None and not self._closed:
+            self._respond(request, REFUSED)
+
+    def pause_reactor(self) -> None:
+        """Hold the association's reactor thread while requests are answered here: it has nothing to do then,
+        and it polls every 1 ms (hard-coded), each time taking the GIL from the threads that answer (with four
+        associations at once, 4,000 wake-ups a second). pynetdicom pauses it the same way around its own sends;
+        :meth:`wake_reactor` lets it run whenever pynetdicom gets a PDU, and abort or kill let it run too."""
+        if self.assoc is not None:
+            self.assoc._reactor_checkpoint.clear()
+
+    def wake_reactor(self) -> None:
+        """Let the reactor run again; first restart pynetdicom's idle timer (the requests answered here were
+        traffic it did not see, and the reactor looks at that timer before the DUL thread would restart it)."""
+        if self.assoc is not None:
+            self.assoc.dul._idle_timer.restart()
+            self.assoc._reactor_checkpoint.set()
+
+    def take_responses(self) -> bytes:
+        """The responses to send now, joined (empty when there are none)."""
         with self._lock:
-            while self._done:
-                spooled = self._done.popleft()
-                if (spooled.message_id, spooled.sop_instance_uid) == (message_id, sop_instance_uid):
-                    return spooled
-                spooled.discard()
-        return None
+            responses, self.responses = self.responses, []
+        return b"".join(responses)
 
     def close(self) -> None:
-        """Delete what was spooled and not taken (the connection ended)."""
+        """Delete a data set still arriving (the connection ended; it was never acknowledged)."""
         with self._lock:
             self._closed = True
-            while self._done:
-                self._done.popleft().discard()
+            self._request = None
             if self._current is not None:
                 self._current.discard()
                 self._current = None
@@ -291,9 +344,15 @@ class SpoolingSocket:
         return b""  # the peer closed the connection
 
     def _next_pdu(self) -> None:
-        """Read the next PDU for pynetdicom. P-DATA holding only spooled middle fragments of a data set is
-        dropped while the next PDU is already waiting (pynetdicom's work per PDU is saved; it gets the
-        emptied PDU whenever it would otherwise wait here, so its timers and stop requests still run)."""
+        """Read the next PDU for pynetdicom, answering the C-STORE requests that P-DATA completes. While the
+        sender's next PDU follows within :data:`NEXT_PDU_WAIT_S`, PDUs with nothing left for pynetdicom are not
+        handed to it at all; otherwise it gets an empty P-DATA-TF."""
+        try:
+            self._next_pdu_for_pynetdicom()
+        finally:
+            self.spool.wake_reactor()
+
+    def _next_pdu_for_pynetdicom(self) -> None:
         while True:
             header = self._read(6, memoryview(bytearray(6)))
             if len(header) < 6:
@@ -307,12 +366,26 @@ class SpoolingSocket:
                 self._buffer = bytearray(length)
             body = self._read(length, memoryview(self._buffer)[:length])
             filtered = self.spool.filter(body) if len(body) == length else body  # cut short: pynetdicom sees it
-            if filtered is not body:
-                if self.spool.droppable and select.select([self._sock], [], [], 0)[0]:
-                    continue
-                header = memoryview(_PDU_HEADER.pack(P_DATA_TF, 0, len(filtered)))
-            self._out = memoryview(b"".join((header, filtered)))
-            return
+            self._send_responses()
+            if filtered is body:
+                self._out = memoryview(b"".join((header, body)))
+                return
+            if filtered:
+                self._out = memoryview(b"".join((_PDU_HEADER.pack(P_DATA_TF, 0, len(filtered)), filtered)))
+                return
+            self.spool.pause_reactor()
+            if not select.select([self._sock], [], [], NEXT_PDU_WAIT_S)[0]:
+                self._out = memoryview(_EMPTY_P_DATA)
+                return
+
+    def _send_responses(self) -> None:
+        """Send the responses of what was stored (a peer that has gone resends what it saw unanswered)."""
+        responses = self.spool.take_responses()
+        if responses:
+            try:
+                self._sock.sendall(responses)
+            except OSError as exc:
+                logger.warning("listener: a C-STORE response could not be sent (%s)", type(exc).__name__)
 
     def _read(self, size: int, into: memoryview) -> memoryview:
         """Read ``size`` bytes into ``into``; fewer if the connection ends."""
@@ -322,6 +395,8 @@ class SpoolingSocket:
             if not n:
                 break
             got += n
+        if _QUICKACK is not None:  # acknowledge at once: a sender with Nagle on waits for it before the next PDU
+            self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         return into[:got]
 
     def close(self) -> None:

@@ -5,9 +5,12 @@ any log line."""
 from __future__ import annotations
 
 import datetime
+import io
 import logging
 import ssl
+import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +21,11 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
 from tasks.atomic import TEMP_PREFIX
@@ -161,8 +168,98 @@ def test_staged_files_hold_the_dataset_as_sent_and_the_reactor_polls_fast(start,
         assert result.returncode == 0, result.stderr[-2000:]
         stored.append({p: p.read_bytes() for p in set(listener.inbox.root.rglob("*.dcm")) - set(staged)})
     assert listener.scp.spooled == len(many)  # the second round only
+    assert listener.scp.answered == len(paths) + 2 * len(many)  # every request answered below pynetdicom
     assert len(stored[1]) == len(many) and stored[1] == stored[0]  # the same files, byte for byte
     assert not [p for p in listener.inbox.root.rglob("*") if p.is_file() and p.name.startswith(TEMP_PREFIX)]
+
+
+def _raw_request(context_id: int, message_id: int, path: Path) -> tuple[bytes, bytes]:
+    """A C-STORE request for ``path`` as its command and data set bytes (the file's syntax: explicit LE)."""
+    ds = pydicom.dcmread(path)
+    primitive = C_STORE()
+    primitive.MessageID = message_id
+    primitive.AffectedSOPClassUID = ds.SOPClassUID
+    primitive.AffectedSOPInstanceUID = ds.SOPInstanceUID
+    primitive.Priority = 0
+    primitive.DataSet = io.BytesIO(b"\x00")
+    message = C_STORE_RQ()
+    message.primitive_to_message(primitive)
+    return encode(message.command_set, True, True), _dataset_bytes(path)[0]
+
+
+def _p_data(*items: tuple[int, int, bytes]) -> bytes:
+    body = b"".join(struct.pack(">LBB", len(data) + 2, cx, control) + data for cx, control, data in items)
+    return struct.pack(">BBL", 0x04, 0, len(body)) + body
+
+
+def test_a_data_set_cut_short_by_the_next_request_is_refused_and_the_next_stored(start, tmp_path: Path) -> None:
+    """Answered below pynetdicom: request 1 sends half its data set, request 2 a whole one (raw PDUs)."""
+    listener, _ = start()
+    first, second = ct_series(tmp_path / "in", 2)
+    assoc = _associate(listener.dimse_port)
+    try:
+        (cx,) = [c for c in assoc.accepted_contexts if c.abstract_syntax == CTImageStorage]
+        assert cx.transfer_syntax[0] == ExplicitVRLittleEndian
+        command_1, data_1 = _raw_request(cx.context_id, 1, first)
+        command_2, data_2 = _raw_request(cx.context_id, 2, second)
+        assoc._reactor_checkpoint.clear()  # as pynetdicom's own send_c_store: its reactor leaves the responses
+        while not assoc._is_paused:
+            time.sleep(0.001)
+        raw = _p_data((cx.context_id, 0x03, command_1)) + _p_data((cx.context_id, 0x00, data_1[:9000]))
+        raw += _p_data((cx.context_id, 0x03, command_2), (cx.context_id, 0x02, data_2))
+        assoc.dul.socket.send(raw)
+        answers = [assoc.dimse.get_msg(block=True)[1] for _ in range(2)]
+        assoc._reactor_checkpoint.set()
+        assert [(a.MessageIDBeingRespondedTo, a.Status) for a in answers] == [(1, 0xA700), (2, 0x0000)]
+        assert assoc.send_c_echo().Status == 0x0000  # pynetdicom still serves the association
+    finally:
+        assoc.release()
+    (staged,) = listener.inbox.root.rglob("*.dcm")
+    assert pydicom.dcmread(staged).SOPInstanceUID == pydicom.dcmread(second).SOPInstanceUID
+    assert not [p for p in listener.inbox.root.rglob("*") if p.is_file() and p.name.startswith(TEMP_PREFIX)]
+
+
+_BUSY_SENDER = """
+import sys, time
+import pydicom
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage
+port, path, busy_s = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+ae = AE(ae_title="ORTHANC")
+ae.add_requested_context(CTImageStorage)
+assoc = ae.associate("127.0.0.1", port, ae_title="MEDFLOW")
+ds = pydicom.dcmread(path)
+statuses, deadline = [], time.monotonic() + busy_s
+while time.monotonic() < deadline:
+    ds.SOPInstanceUID = generate_uid()
+    statuses.append(assoc.send_c_store(ds).Status)
+time.sleep(0.3)
+ds.SOPInstanceUID = generate_uid()
+last = assoc.send_c_store(ds) if assoc.is_established else None
+print(len(statuses), set(statuses), None if last is None else last.Status)
+assoc.release()
+"""
+
+
+def test_a_sender_with_nagle_on_is_not_held_and_a_long_busy_association_stays_up(start, tmp_path: Path) -> None:
+    """pynetdicom (like Debian's dcmtk, so Orthanc) sends with Nagle's algorithm on: each data set PDU waits for
+    the ACK of its command PDU, which a delayed ACK holds ~40 ms (35 instances in 1.8 s before TCP_QUICKACK).
+    Requests answered below pynetdicom also count as traffic for its idle timer, so a pause after a push longer
+    than the network timeout does not abort the association. The sender runs in its own process (in this one,
+    the GIL would put pauses between its requests)."""
+    listener, _ = start()
+    listener.scp.ae.network_timeout = 1.0
+    (path,) = ct_series(tmp_path / "in", 1)
+    result = subprocess.run(
+        [sys.executable, "-c", _BUSY_SENDER, str(listener.dimse_port), str(path), "1.8"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sent, statuses, last = result.stdout.split(" ", 1)[0], *result.stdout.strip().split(" ", 1)[1].rsplit(" ", 1)
+    assert int(sent) > 100 and statuses == "{0}" and last == "0", result.stdout + "|" + result.stderr[-500:]
 
 
 def test_unlisted_ae_titles_and_hosts_are_refused_without_naming_them(start, caplog: pytest.LogCaptureFixture) -> None:
