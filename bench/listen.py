@@ -3,9 +3,10 @@
 Sender for every run: dcmtk's ``storescu`` (one association, the whole folder), same machine, loopback.
 Receivers, started fresh for each run and in rotating order (a shared machine's load hits all of them):
 
-* ``medflow``: ``tasks.sources.listener.Listener`` in its own process (pynetdicom C-STORE SCP; a data set spread
-  over several PDUs is spooled to disk as it arrives, ``tasks.sources.spool``). It acknowledges an instance only
-  after the file *and* its folder entry are fsynced: the only mode it has;
+* ``medflow``: ``tasks.sources.listener.Listener`` in its own process (pynetdicom negotiates the association; each
+  C-STORE is answered below it, its data set staged from the PDU buffer or spooled to disk as it arrives,
+  ``tasks.sources.spool``). It acknowledges an instance only after the file *and* its folder entry are fsynced:
+  the only mode it has;
 * ``storescp``: dcmtk's storescp as it ships (``+B`` bit-preserving, the fastest way it writes; ``+xa`` to
   accept the JPEG cines, ``-pdu 131072``, its largest). It does **not** fsync: an acknowledged instance can
   still be lost in a power cut;
@@ -18,8 +19,9 @@ PDU sizes are the same for every receiver: storescu sends P-DATA PDUs of at most
 
 dcmtk's Debian build leaves Nagle's algorithm on unless ``TCP_NODELAY=1`` is set (~90 ms per instance
 otherwise), so it is set for storescu and storescp alike. Rate = instances / storescu's wall time (start to
-the last response). Zero lost: after each run the received files are read back and their SOP Instance UIDs
-compared with what was sent.
+the last response); the summary gives the ratio of medians and the median of per-round ratios (medflow / peer
+in the same round: a virtual disk whose speed drifts over minutes distorts it less). Zero lost: after each run
+the received files are read back and their SOP Instance UIDs compared with what was sent.
 
 Corpus (pydicom-data files with new UIDs): ``--ct`` slices of CT_small.dcm (128×128, 39 kB, 100 per study) and
 ``--us`` cines of color3d_jpeg_baseline.dcm (120 frames 480×640, JPEG baseline, 6.1 MB, 10 per study).
@@ -29,7 +31,12 @@ Latency (``--latency-studies``): a real Prefect server and ``medflow serve`` wit
 acknowledgement to the start of its ``ingest-study`` run is reported, split into the quiet period, the event
 and automation (run created) and the runner picking the run up (run started). Usage::
 
-    python bench/listen.py [--ct 1000] [--us 50] [--repeat 3] [--parallel 4] [--latency-studies 3] [--quiet-seconds 5]
+    python bench/listen.py [--ct 1000] [--us 50] [--repeat 3] [--parallel 4] [--nagle 200] [--latency-studies 3]
+                           [--quiet-seconds 5]
+
+``--nagle N`` adds one round of N CT slices with ``TCP_NODELAY`` unset for dcmtk, as Debian ships it (pynetdicom
+senders leave Nagle's algorithm on too): the sender then holds each data set PDU until its command PDU is acknowledged,
+which a receiver's delayed ACK makes ~40-90 ms (the listener acknowledges at once, ``TCP_QUICKACK``).
 
 ``--parallel N`` adds runs with N storescu processes at once, each sending whole studies (storescp then runs
 with ``--fork``, a process per association; the listener takes them on threads).
@@ -160,13 +167,15 @@ def wait_echo(port: int, process: subprocess.Popen, timeout_s: float = 60) -> No
     raise RuntimeError("receiver did not answer C-ECHO")
 
 
-def receiver(kind: str, out: Path, port: int, shim: Path | None, fork: bool = False) -> subprocess.Popen:
+def receiver(
+    kind: str, out: Path, port: int, shim: Path | None, fork: bool = False, base_env: dict[str, str] = ENV
+) -> subprocess.Popen:
     """Start one receiver writing below ``out`` (``fork``: storescp forks a process per association)."""
     out.mkdir(parents=True)
     if kind == "medflow":
         command = [sys.executable, __file__, "--run-listener", str(out), "--port", str(port)]
-        return subprocess.Popen(command, env={**ENV, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
-    env = dict(ENV)
+        return subprocess.Popen(command, env={**base_env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+    env = dict(base_env)
     if kind == "storescp+fsync":
         env["LD_PRELOAD"] = str(shim)
     command = ["storescp", "-aet", "MEDFLOW", "+B", "+xa", "-pdu", "131072", "-od", str(out), str(port)]
@@ -175,17 +184,19 @@ def receiver(kind: str, out: Path, port: int, shim: Path | None, fork: bool = Fa
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def one_run(kind: str, folders: list[Path], work: Path, shim: Path | None, expected: set[str]) -> dict[str, float]:
+def one_run(
+    kind: str, folders: list[Path], work: Path, shim: Path | None, expected: set[str], env: dict[str, str] = ENV
+) -> dict[str, float]:
     """One storescu per folder, all at once (one folder: the plain sequential case)."""
     out, port = work / f"{kind}-{time.monotonic_ns()}", free_port()
-    process = receiver(kind, out, port, shim, fork=len(folders) > 1)
+    process = receiver(kind, out, port, shim, fork=len(folders) > 1, base_env=env)
     try:
         wait_echo(port, process)
         started = time.perf_counter()
         senders = [
             subprocess.Popen(
                 ["storescu", "-aec", "MEDFLOW", "-xy", "+sd", "127.0.0.1", str(port), str(folder)],
-                env=ENV,
+                env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -225,7 +236,11 @@ def split(corpus: Path, parts: int) -> list[Path]:
     return folders
 
 
-def throughput(corpora: dict[str, Path], work: Path, repeat: int, shim: Path | None, parallel: int) -> dict:
+def throughput(
+    corpora: dict[str, Path], work: Path, repeat: int, shim: Path | None, parallel: int, nagle: bool = False
+) -> dict:
+    """Rotated rounds per corpus; ``nagle``: dcmtk as Debian ships it, TCP_NODELAY unset (sender and storescp)."""
+    env = {k: v for k, v in ENV.items() if k != "TCP_NODELAY"} if nagle else ENV
     kinds = ["medflow", "storescp"] + (["storescp+fsync"] if shim else [])
     results: dict = {}
     for name, corpus in corpora.items():
@@ -234,13 +249,19 @@ def throughput(corpora: dict[str, Path], work: Path, repeat: int, shim: Path | N
         runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for r in range(repeat):
             for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
-                runs[kind].append(one_run(kind, folders, work, shim, expected))
-                print(f"  {name} x{len(folders)} {kind:15s} run {r + 1}: {runs[kind][-1]['per_s']:8.1f} instances/s, "
+                runs[kind].append(one_run(kind, folders, work, shim, expected, env))
+                label = f"{name}{' nagle' if nagle else ''} x{len(folders)}"
+                print(f"  {label} {kind:15s} run {r + 1}: {runs[kind][-1]['per_s']:8.1f} instances/s, "
                       f"lost {runs[kind][-1]['lost']}", flush=True)  # fmt: skip
-        results[name if parallel <= 1 else f"{name}-x{parallel}"] = {
+        results[(name if parallel <= 1 else f"{name}-x{parallel}") + ("-nagle" if nagle else "")] = {
             "instances": len(expected),
             "runs": runs,
             "median_per_s": {k: statistics.median(x["per_s"] for x in v) for k, v in runs.items()},
+            "paired_ratio": {  # medflow / peer within each round, median over rounds (a drifting disk hits both)
+                k: statistics.median(m["per_s"] / p["per_s"] for m, p in zip(runs["medflow"], v, strict=True))
+                for k, v in runs.items()
+                if k != "medflow"
+            },
             "lost": {k: sum(x["lost"] for x in v) for k, v in runs.items()},
         }
     return results
@@ -349,6 +370,9 @@ def main() -> None:
     parser.add_argument("--us", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=0, help="also N storescu at once (storescp --fork)")
+    parser.add_argument(
+        "--nagle", type=int, default=0, help="also N CT slices with TCP_NODELAY unset (dcmtk as Debian ships it)"
+    )
     parser.add_argument("--latency-studies", type=int, default=3)
     parser.add_argument("--quiet-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=RESULTS / "listen.json")
@@ -368,6 +392,9 @@ def main() -> None:
         results = {"throughput": throughput(corpora, work, args.repeat, shim, 1)}
         if args.parallel > 1:
             results["throughput"] |= throughput(corpora, work, args.repeat, shim, args.parallel)
+        if args.nagle:
+            slow = build_corpus(work / "nagle", args.nagle, 0)  # ~90 ms per instance for storescp: keep it small
+            results["throughput"] |= throughput(slow, work, 1, shim, 1, nagle=True)
         if args.latency_studies:
             results["latency"] = latency(work, args.latency_studies, args.quiet_seconds)
         load_after = os.getloadavg()
@@ -385,7 +412,8 @@ def main() -> None:
         line += f" -> {m['medflow'] / m['storescp']:.2f}x"
         if "storescp+fsync" in m:
             line += f"; storescp+fsync {m['storescp+fsync']:.1f} -> {m['medflow'] / m['storescp+fsync']:.2f}x"
-        print(line + f"; lost {r['lost']}")
+        paired = ", ".join(f"{k} {v:.2f}x" for k, v in r["paired_ratio"].items())
+        print(line + f"; per-round ratio (median) {paired}; lost {r['lost']}")
     if "latency" in results:
         rows = results["latency"]["studies"]
         print(f"latency, last instance acknowledged -> ingest run started (quiet {args.quiet_seconds:.0f} s): "
