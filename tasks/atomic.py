@@ -26,6 +26,15 @@ def temporary_path(folder: Path) -> Path:
     return folder / f"{TEMP_PREFIX}{_NAMES.getrandbits(64):016x}"
 
 
+def fsync_folder(path: Path) -> None:
+    """Make the entries of folder ``path`` (a file created, renamed or removed in it) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def check_writable(folder: Path, name: str) -> Path:
     """Create ``folder`` if needed and prove it takes a file (created and removed); else a StorageError that
     names ``name`` (e.g. "DATASET"), never the path, with the remedy. Call before a run writes anything."""

@@ -4,13 +4,18 @@ Layout under ``STATE_DIR/staging/<listener>/`` (owner-only)::
 
     <study token>/<instance digest>.dcm      received, waiting for the study's ingest
     <study token>/claim-<run>/...            taken by one ingest run (locked by it while it runs)
+    .journal                                 the running listener's write-ahead journal
 
 Tokens and digests are keyed HMACs of the Study and SOP Instance UIDs, so no folder or file name carries a UID
-or PHI. An instance is written to a temporary name, fsynced, renamed and its folder fsynced before it is
-acknowledged, so a crash loses nothing acknowledged and leaves at most a temporary file, which no ingest reads
-(:data:`tasks.atomic.TEMP_PREFIX`) and the next start removes. An ingest run *claims* a study: it moves the
-study's files into its own locked ``claim-<run>`` folder and ingests exactly that; instances arriving meanwhile
-stay outside and start a new run. A claim left by a run that died is adopted by the study's next run.
+or PHI. An instance is written to a temporary name, fsynced, renamed and its folder fsynced before it becomes a
+staged file, so a crash never leaves a partial one: at most a temporary, which no ingest reads
+(:data:`tasks.atomic.TEMP_PREFIX`) and the next start removes. The listener acknowledges an instance once it is
+durable in its journal (:mod:`tasks.sources.journal`, one disk flush instead of two); a thread stages journaled
+instances in batches, and the next start stages what a crash left journaled only.
+
+An ingest run *claims* a study: it moves the study's files into its own locked ``claim-<run>`` folder and ingests
+exactly that; instances arriving meanwhile stay outside and start a new run. A claim left by a run that died is
+adopted by the study's next run.
 """
 
 from __future__ import annotations
@@ -18,17 +23,22 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import logging
 import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.atomic import atomic_write_parts, remove_stale_temporaries
+from tasks.atomic import atomic_write_parts, fsync_folder, remove_stale_temporaries, temporary_path
 from tasks.errors import ConfigError
+from tasks.sources.journal import CAPACITY, Journal, Record
+
+logger = logging.getLogger(__name__)
 
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
 LISTENER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as tasks.sources.config.SourceName
@@ -36,6 +46,11 @@ CLAIM_PREFIX = "claim-"
 LOCK_FILE = ".lock"
 SUFFIX = ".dcm"
 MADE_CACHE = 4096
+JOURNAL_NAME = ".journal"
+GATHER_S = 0.02
+"""How long the journal's stager lets records gather before it writes a batch of staged files (one sync each
+then costs little: the first commits the metadata of the whole batch)."""
+FLUSH_TIMEOUT_S = 30.0
 
 
 def study_token(key: bytes, study_instance_uid: str) -> str:
@@ -58,14 +73,6 @@ def check_token(token: str) -> str:
     return token
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class PendingStudy:
     """A study with staged files not taken by a running ingest: counts and the newest file time."""
@@ -84,6 +91,9 @@ class Inbox:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._made: set[str] = set()  # study folders this inbox created (durably); a claim may remove them
         self._made_lock = threading.Lock()
+        self._journal: Journal | None = None
+        self._stager: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def __repr__(self) -> str:
         return f"Inbox({self.root.name})"
@@ -97,7 +107,18 @@ class Inbox:
 
     def write(self, token: str, digest: str, *parts: bytes | memoryview) -> int:
         """Store one instance (``parts`` in order) durably as ``<token>/<digest>.dcm``; return its size.
-        Same digest: replaced."""
+        Same digest: replaced. With a journal (:meth:`open_journal`) it is durable once journaled and becomes
+        that file shortly after (:meth:`flush` waits for it)."""
+        journal = self._journal
+        if journal is not None:
+            check_token(token), check_token(digest)  # a record must always be stageable
+            record = journal.append(token, digest, parts)
+            if record is not None:
+                return record.length
+            self.flush()  # too large, or the ring is full: no older record of this name may land after it
+        return self._write_durably(token, digest, parts)
+
+    def _write_durably(self, token: str, digest: str, parts: tuple[bytes | memoryview, ...]) -> int:
         for attempt in (1, 2):
             folder = self._ensure_study(token, known=attempt == 1)
             try:
@@ -106,19 +127,113 @@ class Inbox:
             except FileNotFoundError:  # a finished claim removed the emptied study folder
                 if attempt == 2:
                     raise
-        _fsync_dir(folder)  # the rename itself is durable
+        fsync_folder(folder)  # the rename itself is durable
         return size
 
+    def open_journal(self, capacity: int = CAPACITY) -> int:
+        """Acknowledge instances once they are in a write-ahead journal (:mod:`tasks.sources.journal`; a
+        listener's inbox, written by that one process) and stage them from it on a thread; first stage what a
+        previous run left in it. Return how many instances that was."""
+        journal = Journal(self.root / JOURNAL_NAME, capacity)
+        try:
+            records = journal.recover()
+            for record in records:
+                self._write_durably(record.token, record.digest, (journal.payload(record),))
+            journal.reset()
+        except BaseException:
+            journal.close()
+            raise
+        self._journal = journal
+        self._closing.clear()
+        self._stager = threading.Thread(target=self._stage_journal, name=f"stager-{self.root.name}", daemon=True)
+        self._stager.start()
+        return len(records)
+
+    def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until every instance acknowledged so far is a staged file; False when ``timeout_s`` passed."""
+        journal = self._journal
+        return journal is None or journal.wait_checkpoint(journal.last_seq, timeout_s)
+
+    def close_journal(self) -> None:
+        """Stage what the journal holds, then close it (what could not be staged is staged on the next open)."""
+        journal, stager = self._journal, self._stager
+        if journal is None or stager is None:
+            return
+        self._closing.set()
+        stager.join(timeout=FLUSH_TIMEOUT_S)
+        if not stager.is_alive():
+            journal.close()
+            self._journal = self._stager = None
+
+    def _stage_journal(self) -> None:
+        """The stager: journaled records become staged files in batches; the checkpoint follows."""
+        journal = self._journal
+        assert journal is not None
+        done = 0
+        while True:
+            if not journal.wait_for_records(done, 0.2):
+                if self._closing.is_set():
+                    return
+                continue
+            if not self._closing.is_set():
+                time.sleep(GATHER_S)
+            batch = journal.wait_for_records(done, 0)
+            try:
+                self._stage_batch(journal, batch)
+            except (OSError, ConfigError) as exc:  # disk full, say: the records stay journaled, retried
+                logger.error("inbox %s: staging journaled instances failed (%s); retrying", self.root.name,
+                             type(exc).__name__)  # fmt: skip
+                if self._closing.wait(1.0):
+                    return
+                continue
+            journal.checkpoint(batch[-1])
+            done = batch[-1].seq
+
+    def _stage_batch(self, journal: Journal, batch: list[Record]) -> None:
+        """Write the batch's files from the journal under temporary names, sync them, move them into place and
+        make the names durable: a staged name always holds a whole instance."""
+        made: list[tuple[int, Path, Path]] = []  # open file, temporary, final name
+        try:
+            for record in batch:
+                fd, temporary = self._create_temporary(record.token)
+                made.append((fd, temporary, temporary.parent / f"{record.digest}{SUFFIX}"))
+                journal.copy_to(record, fd)
+            for fd, _, _ in made:
+                os.fdatasync(fd)
+            for _, temporary, final in made:
+                os.replace(temporary, final)
+            for folder in {final.parent for _, _, final in made}:
+                fsync_folder(folder)
+        except BaseException:
+            for _, temporary, _ in made:
+                temporary.unlink(missing_ok=True)
+            raise
+        finally:
+            for fd, _, _ in made:
+                os.close(fd)
+
+    def _create_temporary(self, token: str) -> tuple[int, Path]:
+        for attempt in (1, 2):
+            temporary = temporary_path(self._ensure_study(token, known=attempt == 1))
+            try:
+                return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), temporary
+            except FileNotFoundError:  # a finished claim removed the emptied study folder
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def adopt(self, temporary: Path, token: str, digest: str) -> int:
-        """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably.
+        """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably
+        (after the journal's records: an older record of the same name must not land after it).
 
         Only the study folder is fsynced: that makes the new name durable. The temporary's folder is not (one
         disk flush less per instance): should a crash keep its old name too, that is a second link to the same
         file under a temporary name, which the next start removes (:meth:`remove_temporaries`)."""
+        self.flush()
         folder = self._ensure_study(token)
         size = temporary.stat().st_size
         os.replace(temporary, folder / f"{digest}{SUFFIX}")
-        _fsync_dir(folder)
+        fsync_folder(folder)
         return size
 
     def _ensure_study(self, token: str, known: bool = False) -> Path:
@@ -129,7 +244,7 @@ class Inbox:
             return folder
         if not folder.is_dir():
             folder.mkdir(mode=0o700, exist_ok=True)
-            _fsync_dir(self.root)
+            fsync_folder(self.root)
         with self._made_lock:
             if len(self._made) >= MADE_CACHE:  # a long-running listener: forget old studies, not grow for ever
                 self._made.clear()
@@ -141,6 +256,8 @@ class Inbox:
         total = 0
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
+                if name == JOURNAL_NAME and dirpath == str(self.root):
+                    continue
                 with suppress(OSError):  # removed by an ingest meanwhile
                     total += os.stat(os.path.join(dirpath, name)).st_size
         return total
@@ -187,8 +304,8 @@ class Inbox:
                 _remove_if_empty(study)
                 yield None
                 return
-            _fsync_dir(claim)
-            _fsync_dir(study)
+            fsync_folder(claim)
+            fsync_folder(study)
             yield claim
             shutil.rmtree(claim, ignore_errors=True)
             _remove_if_empty(study)

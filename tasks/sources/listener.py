@@ -4,7 +4,8 @@ loop that reports each study once it has been quiet for ``quiet_seconds``.
 What "report" means is the caller's: ``medflow serve`` emits the ``medflow.study.received`` event (an
 automation runs the ingest), ``medflow listen`` on its own ingests the study itself. On start the inbox is
 recovered: temporaries of interrupted writes are deleted, and every study with staged files (a crash, or
-reports that never went out) is tracked again, so it is reported once quiet. A failed report is retried.
+reports that never went out) is tracked again, so it is reported once quiet. A failed report is retried. The
+inbox's journal is opened (instances a crash left only there are staged first) and drained before each report.
 """
 
 from __future__ import annotations
@@ -80,13 +81,16 @@ class Listener:
     def start(self) -> Listener:
         """Recover the inbox, then accept associations (and STOW-RS requests)."""
         config = self.config
-        removed = self.inbox.remove_temporaries()
+        removed = self.inbox.remove_temporaries()  # before the journal's stager starts writing temporaries
+        journaled = self.inbox.open_journal()
         recovered = self._recover()
-        if removed or recovered:
+        if removed or journaled or recovered:
             logger.info(
-                "listener %s: %d interrupted writes removed, %d studies with staged instances recovered",
+                "listener %s: %d interrupted writes removed, %d journaled instances staged, %d studies with staged "
+                "instances recovered",
                 config.name,
                 removed,
+                journaled,
                 recovered,
             )
         self.receiver = Receiver(
@@ -143,11 +147,15 @@ class Listener:
             self.scp.stop()
         if self._loop.is_alive():
             self._loop.join(timeout=10)
+        self.inbox.close_journal()
 
     def report_due(self) -> int:
         """Report every study that went quiet; return how many were reported."""
         reported = 0
-        for study in self.tracker.due():
+        due = self.tracker.due()
+        if due and not self.inbox.flush():
+            logger.warning("listener %s: journaled instances are not all staged yet", self.config.name)
+        for study in due:
             modalities = ", ".join(f"{m} {n}" for m, n in sorted(study.modalities.items()))
             logger.info(
                 "listener %s: study %s complete, %d new instances (%s)",

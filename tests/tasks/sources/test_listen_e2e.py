@@ -28,7 +28,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification
 
 from tasks.deid.keys import load_key, write_new_key
-from tasks.sources.inbox import study_token
+from tasks.sources.inbox import JOURNAL_NAME, study_token
+from tasks.sources.journal import Journal
 from tests.tasks.sources.instances import ct_series, new_study, phi_values
 from tests.tasks.sources.orthanc import Orthanc, free_port
 
@@ -201,8 +202,12 @@ def test_a_killed_listener_loses_nothing_it_acknowledged(prefect_server: str, tm
     acknowledged = _send(port, slices, kill_after=4, pid=first.pid)
     assert first.wait(timeout=30) == -signal.SIGKILL
     assert acknowledged == [0x0000] * 4
-    staged = list((tmp_path / "state" / "staging" / "modality").rglob("*.dcm"))
-    assert len(staged) == 4  # exactly what was acknowledged; nothing ingested yet
+    staging = tmp_path / "state" / "staging" / "modality"
+    journal = Journal(staging / JOURNAL_NAME)  # the killed listener's lock went with it
+    journaled = {r.digest for r in journal.recover()}
+    journal.close()
+    staged = {p.stem for p in staging.rglob("*.dcm")}
+    assert len(staged | journaled) == 4  # exactly what was acknowledged, staged or still journaled
     assert not dataset.joinpath("manifest.parquet").exists()
 
     second_log = tmp_path / "listen-2.log"

@@ -30,7 +30,7 @@ from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
 from tasks.atomic import TEMP_PREFIX
 from tasks.sources import SourceConfig, SourceKind, TlsConfig
-from tasks.sources.inbox import study_token
+from tasks.sources.inbox import JOURNAL_NAME, study_token
 from tasks.sources.listener import Listener
 from tasks.sources.receiver import Outcome
 from tasks.sources.scp import DUL_LOOP_DELAY_S
@@ -49,7 +49,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., tuple[Listener, list]]]:
     def _start(**settings) -> tuple[Listener, list]:
         reports: list = []
         config = SourceConfig(
-            name="push", kind=SourceKind.LISTENER, port=free_port(), **{"quiet_seconds": 0.5, **settings}
+            kind=SourceKind.LISTENER, port=free_port(), **{"name": "push", "quiet_seconds": 0.5, **settings}
         )
         listener = Listener(config, KEY, tmp_path / "state", reports.append).start()
         running.append(listener)
@@ -152,6 +152,7 @@ def test_staged_files_hold_the_dataset_as_sent_and_the_reactor_polls_fast(start,
             assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0x0000
     finally:
         assoc.release()
+    assert listener.inbox.flush()  # acknowledged once journaled: staged files follow
     staged = sorted(listener.inbox.root.rglob("*.dcm"))
     assert len(staged) == len(paths)
     sent = {pydicom.dcmread(p).SOPInstanceUID: p for p in paths}
@@ -166,6 +167,7 @@ def test_staged_files_hold_the_dataset_as_sent_and_the_reactor_polls_fast(start,
     for options in ([], ["--max-send-pdu", "4096"]):
         result = subprocess.run([*sender[:3], *options, *sender[3:]], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr[-2000:]
+        assert listener.inbox.flush()
         stored.append({p: p.read_bytes() for p in set(listener.inbox.root.rglob("*.dcm")) - set(staged)})
     assert listener.scp.spooled == len(many)  # the second round only
     assert listener.scp.answered == len(paths) + 2 * len(many)  # every request answered below pynetdicom
@@ -214,6 +216,7 @@ def test_a_data_set_cut_short_by_the_next_request_is_refused_and_the_next_stored
         assert assoc.send_c_echo().Status == 0x0000  # pynetdicom still serves the association
     finally:
         assoc.release()
+    assert listener.inbox.flush()
     (staged,) = listener.inbox.root.rglob("*.dcm")
     assert pydicom.dcmread(staged).SOPInstanceUID == pydicom.dcmread(second).SOPInstanceUID
     assert not [p for p in listener.inbox.root.rglob("*") if p.is_file() and p.name.startswith(TEMP_PREFIX)]
@@ -274,7 +277,7 @@ def test_unlisted_ae_titles_and_hosts_are_refused_without_naming_them(start, cap
     assert any("refused (calling AE title not allowed)" in m for m in messages)
     assert not any("INTRUDER" in r.getMessage() for r in caplog.records)
 
-    walled, _ = start(allow_hosts=["10.0.0.0/8"])
+    walled, _ = start(name="walled", allow_hosts=["10.0.0.0/8"])  # a staging area has one running listener
     closed = _associate(walled.dimse_port)
     assert not closed.is_established
     assert any("refused (host not allowed)" in r.getMessage() for r in caplog.records)
@@ -286,6 +289,7 @@ def test_a_full_staging_area_refuses_with_out_of_resources(start, tmp_path: Path
     status = assoc.send_c_store(pydicom.dcmread(new_study("CT_small.dcm", tmp_path, "DOE^JANE")))
     assoc.release()
     assert status.Status == 0xA700  # Refused: out of resources; the sender keeps the instance
+    assert listener.inbox.flush()
     assert not any(listener.inbox.root.rglob("*.dcm")) and listener.receiver.counts[Outcome.FULL] == 1
     time.sleep(1.0)
     assert reports == []
@@ -444,4 +448,4 @@ def test_stow_rs_refuses_a_body_larger_than_the_staging_limit(start) -> None:
         f"http://127.0.0.1:{listener.stow_port}/studies", content=body, headers={"Content-Type": content_type}
     )
     assert response.status_code == 413
-    assert not [p for p in listener.inbox.root.rglob("*") if p.is_file()]
+    assert not [p for p in listener.inbox.root.rglob("*") if p.is_file() and p.name != JOURNAL_NAME]
