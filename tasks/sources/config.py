@@ -126,6 +126,13 @@ class SourceConfig(BaseModel):
     max_staged_bytes: int = Field(
         default=20 * 1024**3, ge=1, description="listener: refuse new instances while this much is staged."
     )
+    journal_mb: int = Field(
+        default=128,
+        ge=8,
+        le=64 * 1024,
+        description="listener: size of the write-ahead journal (MiB, allocated on first start): a burst this size "
+        "is acknowledged before its files are staged.",
+    )
     credentials_env: str | None = Field(
         default=None, description="dicomweb: name of an environment variable holding 'user:password' (HTTP basic)."
     )

@@ -11,7 +11,8 @@ or PHI. An instance is written to a temporary name, fsynced, renamed and its fol
 staged file, so a crash never leaves a partial one: at most a temporary, which no ingest reads
 (:data:`tasks.atomic.TEMP_PREFIX`) and the next start removes. The listener acknowledges an instance once it is
 durable in its journal (:mod:`tasks.sources.journal`, one disk flush instead of two); a thread stages journaled
-instances in batches, and the next start stages what a crash left journaled only.
+instances in batches once the sender pauses, the journal is half full or a report needs them, and the next start
+stages what a crash left journaled only.
 
 An ingest run *claims* a study: it moves the study's files into its own locked ``claim-<run>`` folder and ingests
 exactly that; instances arriving meanwhile stay outside and start a new run. A claim left by a run that died is
@@ -47,9 +48,15 @@ LOCK_FILE = ".lock"
 SUFFIX = ".dcm"
 MADE_CACHE = 4096
 JOURNAL_NAME = ".journal"
-GATHER_S = 0.02
-"""How long the journal's stager lets records gather before it writes a batch of staged files (one sync each
-then costs little: the first commits the metadata of the whole batch)."""
+STAGE_IDLE_S = 0.1
+"""The journal's stager writes staged files once nothing was journaled for this long, when the journal is half
+full, or when asked (:meth:`Inbox.flush`): while a sender streams, the staged files' writes and flushes do not
+share the disk with the journal's (CT slices were acknowledged 1.2-1.3x slower with them alongside)."""
+STAGE_POLL_S = 0.05
+"""How often the stager looks whether staging is due while records wait."""
+STAGE_BATCH = 256
+"""Records per batch of staged files (each file's sync then costs little: the first commits the batch's
+metadata); the checkpoint moves after each."""
 FLUSH_TIMEOUT_S = 30.0
 
 
@@ -94,6 +101,8 @@ class Inbox:
         self._journal: Journal | None = None
         self._stager: threading.Thread | None = None
         self._closing = threading.Event()
+        self._wake = threading.Event()  # the stager: look again now
+        self._wanted = 0  # the stager: stage up to this sequence number now (a flush waits for it)
 
     def __repr__(self) -> str:
         return f"Inbox({self.root.name})"
@@ -145,6 +154,7 @@ class Inbox:
             raise
         self._journal = journal
         self._closing.clear()
+        self._wanted = 0
         self._stager = threading.Thread(target=self._stage_journal, name=f"stager-{self.root.name}", daemon=True)
         self._stager.start()
         return len(records)
@@ -152,7 +162,12 @@ class Inbox:
     def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
         """Wait until every instance acknowledged so far is a staged file; False when ``timeout_s`` passed."""
         journal = self._journal
-        return journal is None or journal.wait_checkpoint(journal.last_seq, timeout_s)
+        if journal is None:
+            return True
+        seq = journal.last_seq
+        self._wanted = max(self._wanted, seq)  # only ever grows; read by the stager
+        self._wake.set()
+        return journal.wait_checkpoint(seq, timeout_s)
 
     def close_journal(self) -> None:
         """Stage what the journal holds, then close it (what could not be staged is staged on the next open)."""
@@ -160,24 +175,27 @@ class Inbox:
         if journal is None or stager is None:
             return
         self._closing.set()
+        self._wake.set()
         stager.join(timeout=FLUSH_TIMEOUT_S)
         if not stager.is_alive():
             journal.close()
             self._journal = self._stager = None
 
     def _stage_journal(self) -> None:
-        """The stager: journaled records become staged files in batches; the checkpoint follows."""
+        """The stager: journaled records become staged files in batches when due; the checkpoint follows."""
         journal = self._journal
         assert journal is not None
         done = 0
         while True:
-            if not journal.wait_for_records(done, 0.2):
+            if not journal.wait_for_records(done, 0.2, limit=1):
                 if self._closing.is_set():
                     return
                 continue
-            if not self._closing.is_set():
-                time.sleep(GATHER_S)
-            batch = journal.wait_for_records(done, 0)
+            if not self._staging_due(journal, done):
+                self._wake.wait(min(STAGE_IDLE_S / 2, STAGE_POLL_S))
+                self._wake.clear()
+                continue
+            batch = journal.wait_for_records(done, 0, limit=STAGE_BATCH)
             try:
                 self._stage_batch(journal, batch)
             except (OSError, ConfigError) as exc:  # disk full, say: the records stay journaled, retried
@@ -188,6 +206,14 @@ class Inbox:
                 continue
             journal.checkpoint(batch[-1])
             done = batch[-1].seq
+
+    def _staging_due(self, journal: Journal, done: int) -> bool:
+        return (
+            self._closing.is_set()
+            or self._wanted > done
+            or journal.used_bytes * 2 >= journal.capacity
+            or time.monotonic() - journal.last_append >= STAGE_IDLE_S
+        )
 
     def _stage_batch(self, journal: Journal, batch: list[Record]) -> None:
         """Write the batch's files from the journal under temporary names, sync them, move them into place and
@@ -252,8 +278,10 @@ class Inbox:
         return folder
 
     def staged_bytes(self) -> int:
-        """Bytes of every staged file (claimed ones too): what the listener's limit counts."""
-        total = 0
+        """Bytes of every staged file (claimed ones too) and of the journal's records not staged yet: what the
+        listener's limit counts."""
+        journal = self._journal
+        total = journal.used_bytes if journal is not None else 0
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 if name == JOURNAL_NAME and dirpath == str(self.root):

@@ -82,7 +82,7 @@ class Listener:
         """Recover the inbox, then accept associations (and STOW-RS requests)."""
         config = self.config
         removed = self.inbox.remove_temporaries()  # before the journal's stager starts writing temporaries
-        journaled = self.inbox.open_journal()
+        journaled = self.inbox.open_journal(config.journal_mb << 20)
         recovered = self._recover()
         if removed or journaled or recovered:
             logger.info(

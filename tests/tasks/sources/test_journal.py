@@ -4,11 +4,13 @@ torn, old and checkpointed records never are; the ring reuses only space behind 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from tasks.errors import ConfigError
+from tasks.sources import inbox as inbox_module
 from tasks.sources.inbox import JOURNAL_NAME, SUFFIX, Inbox
 from tasks.sources.journal import BLOCK, HEADER_BYTES, MAX_PAYLOAD, Journal
 
@@ -120,3 +122,35 @@ def test_what_a_crash_left_only_in_the_journal_is_staged_on_the_next_open(tmp_pa
     assert staged(inbox) == {f"{name}{SUFFIX}": d for name, d in data.items()}  # before it accepts anything
     inbox.close_journal()
     assert Inbox(root).open_journal() == 0  # staged once: the next start finds nothing left
+
+
+def _until(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_stager_waits_for_a_pause_a_half_full_journal_or_a_flush(tmp_path: Path, monkeypatch) -> None:
+    """Staged files are written off the sender's path: not while it streams, unless the journal fills."""
+    inbox = Inbox(tmp_path / "inbox")
+    inbox.open_journal(capacity=65 * BLOCK)  # 64 blocks of ring; a 3000-byte record takes one
+    try:
+        inbox.write(TOKEN, digest(0), os.urandom(3000))
+        assert _until(lambda: len(staged(inbox)) == 1)  # the sender paused: staged without a flush
+        monkeypatch.setattr(inbox_module, "STAGE_IDLE_S", 3600.0)  # from here on the sender never pauses
+        time.sleep(0.2)
+        for i in range(1, 20):
+            inbox.write(TOKEN, digest(i), os.urandom(3000))
+        time.sleep(0.3)
+        assert len(staged(inbox)) == 1  # 19 of 64 blocks: left journaled
+        assert inbox.flush(timeout_s=10) and len(staged(inbox)) == 20
+        for i in range(20, 60):
+            inbox.write(TOKEN, digest(i), os.urandom(3000))
+        assert _until(lambda: len(staged(inbox)) >= 20 + 32 - 1)  # half full: staged
+        assert inbox.staged_bytes() == 60 * 3000 + inbox._journal.used_bytes  # what waits in the journal counts too
+    finally:
+        inbox.close_journal()
+    assert len(staged(inbox)) == 60  # closing stages the rest
