@@ -104,6 +104,9 @@ def command(
     max_staged_gb: Annotated[
         float, typer.Option("--max-staged-gb", min=0.001, help="Refuse instances while this much is staged.")
     ] = 20.0,
+    journal_mb: Annotated[
+        int, typer.Option("--journal-mb", min=8, help="Write-ahead journal (MiB): a burst acknowledged before staging.")
+    ] = 128,
     workers: Workers = None,
     clean_pixels: CleanPixels = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="State directory (staging area).")] = None,
@@ -137,6 +140,7 @@ def command(
             tls=TlsConfig(cert_file=tls_cert, key_file=tls_key, ca_file=tls_ca) if tls_cert or tls_key else None,
             max_associations=max_associations,
             max_staged_bytes=int(max_staged_gb * 1024**3),
+            journal_mb=journal_mb,
         )
         key = load_key(settings=settings)
     except ValidationError as exc:

@@ -97,7 +97,7 @@ class Inbox:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._made: set[str] = set()  # study folders this inbox created (durably); a claim may remove them
-        self._made_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _made and _wanted
         self._journal: Journal | None = None
         self._stager: threading.Thread | None = None
         self._closing = threading.Event()
@@ -165,7 +165,8 @@ class Inbox:
         if journal is None:
             return True
         seq = journal.last_seq
-        self._wanted = max(self._wanted, seq)  # only ever grows; read by the stager
+        with self._lock:
+            self._wanted = max(self._wanted, seq)  # only ever grows; read by the stager
         self._wake.set()
         return journal.wait_checkpoint(seq, timeout_s)
 
@@ -271,7 +272,7 @@ class Inbox:
         if not folder.is_dir():
             folder.mkdir(mode=0o700, exist_ok=True)
             fsync_folder(self.root)
-        with self._made_lock:
+        with self._lock:
             if len(self._made) >= MADE_CACHE:  # a long-running listener: forget old studies, not grow for ever
                 self._made.clear()
             self._made.add(token)

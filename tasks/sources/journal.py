@@ -8,9 +8,10 @@ needs no metadata, so one ``fdatasync`` of the journal (0.19 ms there) makes an 
 writes the ordinary staged files from it in batches (:class:`tasks.sources.inbox.Inbox`), syncs them and moves
 the journal's checkpoint past them.
 
-Layout: a superblock in the first block (magic, generation, the last checkpointed sequence number and where the
-next record starts, CRC32), then a ring of records, each a header (magic, generation, sequence number, payload
-length, study token, instance digest, CRC32 of header and payload) followed by the payload, padded to a block.
+Layout: a superblock in the first block, twice, written in turn (magic, epoch, generation, the last checkpointed
+sequence number and where the next record starts, CRC32; the valid copy with the newer epoch counts), then a ring
+of records, each a header (magic, generation, sequence number, payload length, study token, instance digest, CRC32
+of header and payload) followed by the payload, padded to a block.
 Records are appended in sequence order; one that does not fit before the end of the ring goes to its start, and
 space is reused only behind the durable checkpoint. On open, :meth:`Journal.recover` follows the chain from the
 checkpoint (the record with the next sequence number, right after the last one or at the ring's start) until a
@@ -43,7 +44,9 @@ CAPACITY = 128 << 20
 """Default ring size (allocated on first open, 0.3 s here): about 250 CT slices of 512 kB."""
 MAX_PAYLOAD = 1 << 20
 """Larger instances are written straight to their staged file: their own two flushes are a small share of it."""
-_SUPER = struct.Struct("<4sQQQ")  # magic, generation, checkpoint sequence number, next record offset
+_SUPER = struct.Struct("<4sQQQQ")  # magic, epoch, generation, checkpoint sequence number, next record offset
+SUPER_SLOTS = (0, BLOCK // 2)
+"""Two copies, written in turn (the newer epoch wins): a superblock torn by a crash leaves the previous one."""
 _RECORD = struct.Struct("<4sQQI32s32s")  # magic, generation, sequence number, payload length, token, digest
 _CRC = struct.Struct("<I")
 SUPER_MAGIC = b"MFJ1"
@@ -100,6 +103,7 @@ class Journal:
         self._appended = threading.Condition(self._lock)
         self._checkpointed = threading.Condition(self._lock)
         self._generation = 0
+        self._epoch = 0  # of the newest superblock written
         self._next_seq = 1
         self._checkpoint_seq = 0
         self._head = BLOCK
@@ -123,14 +127,11 @@ class Journal:
 
     def recover(self) -> list[Record]:
         """The records of the last generation after its checkpoint, in order (read them with :meth:`payload`)."""
-        raw = os.pread(self.fd, _SUPER.size + _CRC.size, 0)
-        if len(raw) < _SUPER.size + _CRC.size or _CRC.unpack_from(raw, _SUPER.size)[0] != zlib.crc32(
-            raw[: _SUPER.size]
-        ):
+        supers = [s for s in (self._read_super(slot) for slot in SUPER_SLOTS) if s is not None]
+        if not supers:
             return []
-        magic, generation, checkpoint, offset = _SUPER.unpack_from(raw)
-        if magic != SUPER_MAGIC:
-            return []
+        epoch, generation, checkpoint, offset = max(supers)
+        self._epoch = epoch
         records: list[Record] = []
         seq, at = checkpoint + 1, offset
         while True:
@@ -223,9 +224,20 @@ class Journal:
         os.close(self.fd)
 
     def _write_super(self, checkpoint: int, offset: int) -> None:
-        data = _SUPER.pack(SUPER_MAGIC, self._generation, checkpoint, offset)
-        os.pwrite(self.fd, data + _CRC.pack(zlib.crc32(data)), 0)
+        self._epoch += 1
+        data = _SUPER.pack(SUPER_MAGIC, self._epoch, self._generation, checkpoint, offset)
+        os.pwrite(self.fd, data + _CRC.pack(zlib.crc32(data)), SUPER_SLOTS[self._epoch % 2])
         os.fdatasync(self.fd)
+
+    def _read_super(self, slot: int) -> tuple[int, int, int, int] | None:
+        """(epoch, generation, checkpoint, next record offset) of a whole superblock copy."""
+        raw = os.pread(self.fd, _SUPER.size + _CRC.size, slot)
+        if len(raw) < _SUPER.size + _CRC.size or _CRC.unpack_from(raw, _SUPER.size)[0] != zlib.crc32(
+            raw[: _SUPER.size]
+        ):
+            return None
+        magic, epoch, generation, checkpoint, offset = _SUPER.unpack_from(raw)
+        return (epoch, generation, checkpoint, offset) if magic == SUPER_MAGIC else None
 
     def _place(self, size: int) -> int | None:
         """Where a record of ``size`` bytes goes, without overwriting a pending one; None: no room now."""

@@ -83,16 +83,26 @@ class Listener:
         config = self.config
         removed = self.inbox.remove_temporaries()  # before the journal's stager starts writing temporaries
         journaled = self.inbox.open_journal(config.journal_mb << 20)
-        recovered = self._recover()
-        if removed or journaled or recovered:
-            logger.info(
-                "listener %s: %d interrupted writes removed, %d journaled instances staged, %d studies with staged "
-                "instances recovered",
-                config.name,
-                removed,
-                journaled,
-                recovered,
-            )
+        try:
+            recovered = self._recover()
+            if removed or journaled or recovered:
+                logger.info(
+                    "listener %s: %d interrupted writes removed, %d journaled instances staged, %d studies with "
+                    "staged instances recovered",
+                    config.name,
+                    removed,
+                    journaled,
+                    recovered,
+                )
+            self._serve()
+        except BaseException:  # a port in use, say: give the journal (and its lock) back
+            self.stop()
+            raise
+        return self
+
+    def _serve(self) -> None:
+        """Start the SCP (and STOW-RS server) and the loop that reports quiet studies."""
+        config = self.config
         self.receiver = Receiver(
             self.inbox,
             self._key,
@@ -136,7 +146,6 @@ class Listener:
             f", STOW-RS on port {self.stow_port}" if self.stow else "",
             config.quiet_seconds,
         )
-        return self
 
     def stop(self) -> None:
         """Stop accepting; what was acknowledged stays staged and is reported after the next start."""

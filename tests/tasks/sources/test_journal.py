@@ -12,7 +12,7 @@ import pytest
 from tasks.errors import ConfigError
 from tasks.sources import inbox as inbox_module
 from tasks.sources.inbox import JOURNAL_NAME, SUFFIX, Inbox
-from tasks.sources.journal import BLOCK, HEADER_BYTES, MAX_PAYLOAD, Journal
+from tasks.sources.journal import BLOCK, HEADER_BYTES, MAX_PAYLOAD, SUPER_SLOTS, Journal
 
 TOKEN = "0" * 32
 
@@ -154,3 +154,32 @@ def test_the_stager_waits_for_a_pause_a_half_full_journal_or_a_flush(tmp_path: P
     finally:
         inbox.close_journal()
     assert len(staged(inbox)) == 60  # closing stages the rest
+
+
+def test_a_torn_superblock_falls_back_to_the_copy_before_it(tmp_path: Path) -> None:
+    journal = fresh(tmp_path / "j")
+    records = [journal.append(TOKEN, digest(i), [os.urandom(100)]) for i in range(4)]
+    journal.checkpoint(records[0])
+    journal.checkpoint(records[2])  # the newer copy of the two
+    newer = SUPER_SLOTS[journal._epoch % 2]
+    with open(journal.path, "r+b") as fh:  # torn by a crash while it was written
+        fh.seek(newer + 8)
+        fh.write(b"\xff" * 8)
+    again = crashed(journal)
+    assert [r.seq for r in again.recover()] == [2, 3, 4]  # from the older checkpoint: staging twice is harmless
+
+
+def test_a_listener_that_cannot_start_gives_its_journal_back(tmp_path: Path) -> None:
+    import socket
+
+    from tasks.sources import SourceConfig, SourceKind
+    from tasks.sources.listener import Listener
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = SourceConfig(name="push", kind=SourceKind.LISTENER, port=taken.getsockname()[1], journal_mb=8)
+        with pytest.raises(OSError):
+            Listener(config, b"k" * 32, tmp_path, lambda study: None).start()
+    config = config.model_copy(update={"port": 0})
+    Listener(config, b"k" * 32, tmp_path, lambda study: None).start().stop()  # the journal is free again

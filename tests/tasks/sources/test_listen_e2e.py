@@ -192,7 +192,8 @@ def test_a_killed_listener_loses_nothing_it_acknowledged(prefect_server: str, tm
     slices = ct_series(tmp_path / "series", 8, patient="DOE^JANE")
     port = free_port()
     command = [MEDFLOW, "listen", "--dataset", str(dataset), "--key-file", str(key), "--port", str(port),
-               "--allow-ae", "MODALITY", "--quiet-seconds", "4", "--workers", "1", "--name", "modality"]  # fmt: skip
+               "--allow-ae", "MODALITY", "--quiet-seconds", "4", "--workers", "1", "--name", "modality",
+               "--journal-mb", "8"]  # fmt: skip
     env = _env(tmp_path, prefect_server)
 
     first_log = tmp_path / "listen-1.log"
@@ -203,7 +204,7 @@ def test_a_killed_listener_loses_nothing_it_acknowledged(prefect_server: str, tm
     assert first.wait(timeout=30) == -signal.SIGKILL
     assert acknowledged == [0x0000] * 4
     staging = tmp_path / "state" / "staging" / "modality"
-    journal = Journal(staging / JOURNAL_NAME)  # the killed listener's lock went with it
+    journal = Journal(staging / JOURNAL_NAME, 8 << 20)  # the killed listener's lock went with it
     journaled = {r.digest for r in journal.recover()}
     journal.close()
     staged = {p.stem for p in staging.rglob("*.dcm")}

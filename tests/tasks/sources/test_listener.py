@@ -48,9 +48,8 @@ def start(tmp_path: Path) -> Iterator[Callable[..., tuple[Listener, list]]]:
 
     def _start(**settings) -> tuple[Listener, list]:
         reports: list = []
-        config = SourceConfig(
-            kind=SourceKind.LISTENER, port=free_port(), **{"name": "push", "quiet_seconds": 0.5, "journal_mb": 8, **settings}
-        )
+        settings = {"name": "push", "quiet_seconds": 0.5, "journal_mb": 8, **settings}
+        config = SourceConfig(kind=SourceKind.LISTENER, port=free_port(), **settings)
         listener = Listener(config, KEY, tmp_path / "state", reports.append).start()
         running.append(listener)
         return listener, reports
