@@ -103,6 +103,7 @@ class Inbox:
         self._closing = threading.Event()
         self._wake = threading.Event()  # the stager: look again now
         self._wanted = 0  # the stager: stage up to this sequence number now (a flush waits for it)
+        self._stage_idle_s = STAGE_IDLE_S
 
     def __repr__(self) -> str:
         return f"Inbox({self.root.name})"
@@ -139,10 +140,11 @@ class Inbox:
         fsync_folder(folder)  # the rename itself is durable
         return size
 
-    def open_journal(self, capacity: int = CAPACITY) -> int:
+    def open_journal(self, capacity: int = CAPACITY, stage_idle_s: float = STAGE_IDLE_S) -> int:
         """Acknowledge instances once they are in a write-ahead journal (:mod:`tasks.sources.journal`; a
-        listener's inbox, written by that one process) and stage them from it on a thread; first stage what a
-        previous run left in it. Return how many instances that was."""
+        listener's inbox, written by that one process) and stage them from it on a thread (:data:`STAGE_IDLE_S`);
+        first stage what a previous run left in it. Return how many instances that was."""
+        self._stage_idle_s = stage_idle_s
         journal = Journal(self.root / JOURNAL_NAME, capacity)
         try:
             records = journal.recover()
@@ -193,7 +195,7 @@ class Inbox:
                     return
                 continue
             if not self._staging_due(journal, done):
-                self._wake.wait(min(STAGE_IDLE_S / 2, STAGE_POLL_S))
+                self._wake.wait(min(self._stage_idle_s / 2, STAGE_POLL_S))
                 self._wake.clear()
                 continue
             batch = journal.wait_for_records(done, 0, limit=STAGE_BATCH)
@@ -213,7 +215,7 @@ class Inbox:
             self._closing.is_set()
             or self._wanted > done
             or journal.used_bytes * 2 >= journal.capacity
-            or time.monotonic() - journal.last_append >= STAGE_IDLE_S
+            or time.monotonic() - journal.last_append >= self._stage_idle_s
         )
 
     def _stage_batch(self, journal: Journal, batch: list[Record]) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import ConfigError
-from tasks.sources import inbox as inbox_module
 from tasks.sources.inbox import JOURNAL_NAME, SUFFIX, Inbox
 from tasks.sources.journal import BLOCK, HEADER_BYTES, MAX_PAYLOAD, SUPER_SLOTS, Journal
 
@@ -133,24 +132,30 @@ def _until(condition, timeout_s: float = 10.0) -> bool:
     return True
 
 
-def test_the_stager_waits_for_a_pause_a_half_full_journal_or_a_flush(tmp_path: Path, monkeypatch) -> None:
+def test_the_stager_waits_for_a_pause_a_half_full_journal_or_a_flush(tmp_path: Path) -> None:
     """Staged files are written off the sender's path: not while it streams, unless the journal fills."""
-    inbox = Inbox(tmp_path / "inbox")
-    inbox.open_journal(capacity=65 * BLOCK)  # 64 blocks of ring; a 3000-byte record takes one
+    paused = Inbox(tmp_path / "paused")
+    paused.open_journal(capacity=65 * BLOCK)
     try:
-        inbox.write(TOKEN, digest(0), os.urandom(3000))
-        assert _until(lambda: len(staged(inbox)) == 1)  # the sender paused: staged without a flush
-        monkeypatch.setattr(inbox_module, "STAGE_IDLE_S", 3600.0)  # from here on the sender never pauses
-        time.sleep(0.2)
-        for i in range(1, 20):
+        paused.write(TOKEN, digest(0), os.urandom(3000))
+        assert _until(lambda: len(staged(paused)) == 1)  # the sender paused: staged without a flush
+    finally:
+        paused.close_journal()
+
+    inbox = Inbox(tmp_path / "inbox")
+    inbox.open_journal(capacity=65 * BLOCK, stage_idle_s=3600)  # 64 blocks of ring; a sender that never pauses
+    try:
+        for i in range(19):  # a 3000-byte record takes one block
             inbox.write(TOKEN, digest(i), os.urandom(3000))
         time.sleep(0.3)
-        assert len(staged(inbox)) == 1  # 19 of 64 blocks: left journaled
-        assert inbox.flush(timeout_s=10) and len(staged(inbox)) == 20
-        for i in range(20, 60):
+        assert staged(inbox) == {}  # 19 of 64 blocks: left journaled
+        assert inbox.flush(timeout_s=10) and len(staged(inbox)) == 19
+        for i in range(19, 60):
             inbox.write(TOKEN, digest(i), os.urandom(3000))
-        assert _until(lambda: len(staged(inbox)) >= 20 + 32 - 1)  # half full: staged
-        assert inbox.staged_bytes() == 60 * 3000 + inbox._journal.used_bytes  # what waits in the journal counts too
+        journal = inbox._journal
+        assert _until(lambda: journal.used_bytes * 2 < journal.capacity)  # half full: staged until it is not
+        assert len(staged(inbox)) >= 19 + 32 - 1
+        assert inbox.staged_bytes() == len(staged(inbox)) * 3000 + journal.used_bytes  # the journal's count too
     finally:
         inbox.close_journal()
     assert len(staged(inbox)) == 60  # closing stages the rest
