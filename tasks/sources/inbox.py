@@ -24,12 +24,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
-import logging
 import os
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -37,9 +35,8 @@ from pathlib import Path
 
 from tasks.atomic import atomic_write_parts, fsync_folder, remove_stale_temporaries, temporary_path
 from tasks.errors import ConfigError
-from tasks.sources.journal import CAPACITY, Journal, Record
-
-logger = logging.getLogger(__name__)
+from tasks.sources.journal import CAPACITY, Journal
+from tasks.sources.stager import FLUSH_TIMEOUT_S, STAGE_IDLE_S, Stager
 
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
 LISTENER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as tasks.sources.config.SourceName
@@ -48,16 +45,6 @@ LOCK_FILE = ".lock"
 SUFFIX = ".dcm"
 MADE_CACHE = 4096
 JOURNAL_NAME = ".journal"
-STAGE_IDLE_S = 0.1
-"""The journal's stager writes staged files once nothing was journaled for this long, when the journal is half
-full, or when asked (:meth:`Inbox.flush`): while a sender streams, the staged files' writes and flushes do not
-share the disk with the journal's (CT slices were acknowledged 1.2-1.3x slower with them alongside)."""
-STAGE_POLL_S = 0.05
-"""How often the stager looks whether staging is due while records wait."""
-STAGE_BATCH = 256
-"""Records per batch of staged files (each file's sync then costs little: the first commits the batch's
-metadata); the checkpoint moves after each."""
-FLUSH_TIMEOUT_S = 30.0
 
 
 def study_token(key: bytes, study_instance_uid: str) -> str:
@@ -97,13 +84,9 @@ class Inbox:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._made: set[str] = set()  # study folders this inbox created (durably); a claim may remove them
-        self._lock = threading.Lock()  # guards _made and _wanted
+        self._made_lock = threading.Lock()
         self._journal: Journal | None = None
-        self._stager: threading.Thread | None = None
-        self._closing = threading.Event()
-        self._wake = threading.Event()  # the stager: look again now
-        self._wanted = 0  # the stager: stage up to this sequence number now (a flush waits for it)
-        self._stage_idle_s = STAGE_IDLE_S
+        self._stager: Stager | None = None
 
     def __repr__(self) -> str:
         return f"Inbox({self.root.name})"
@@ -121,7 +104,8 @@ class Inbox:
         that file shortly after (:meth:`flush` waits for it)."""
         journal = self._journal
         if journal is not None:
-            check_token(token), check_token(digest)  # a record must always be stageable
+            if not (TOKEN.match(token) and TOKEN.match(digest)):  # a record must always be stageable
+                raise ConfigError("a study token and an instance digest are 32 lower-case hex digits")
             record = journal.append(token, digest, parts)
             if record is not None:
                 return record.length
@@ -142,9 +126,9 @@ class Inbox:
 
     def open_journal(self, capacity: int = CAPACITY, stage_idle_s: float = STAGE_IDLE_S) -> int:
         """Acknowledge instances once they are in a write-ahead journal (:mod:`tasks.sources.journal`; a
-        listener's inbox, written by that one process) and stage them from it on a thread (:data:`STAGE_IDLE_S`);
-        first stage what a previous run left in it. Return how many instances that was."""
-        self._stage_idle_s = stage_idle_s
+        listener's inbox, written by that one process) and stage them from it on a thread
+        (:class:`tasks.sources.stager.Stager`); first stage what a previous run left in it. Return how many
+        instances that was."""
         journal = Journal(self.root / JOURNAL_NAME, capacity)
         try:
             records = journal.recover()
@@ -155,97 +139,26 @@ class Inbox:
             journal.close()
             raise
         self._journal = journal
-        self._closing.clear()
-        self._wanted = 0
-        self._stager = threading.Thread(target=self._stage_journal, name=f"stager-{self.root.name}", daemon=True)
-        self._stager.start()
+        self._stager = Stager(journal, self._create_temporary, stage_idle_s, name=f"stager-{self.root.name}").start()
         return len(records)
 
     def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
         """Wait until every instance acknowledged so far is a staged file; False when ``timeout_s`` passed."""
-        journal = self._journal
-        if journal is None:
-            return True
-        seq = journal.last_seq
-        with self._lock:
-            self._wanted = max(self._wanted, seq)  # only ever grows; read by the stager
-        self._wake.set()
-        return journal.wait_checkpoint(seq, timeout_s)
+        return self._stager is None or self._stager.flush(timeout_s)
 
     def close_journal(self) -> None:
         """Stage what the journal holds, then close it (what could not be staged is staged on the next open)."""
-        journal, stager = self._journal, self._stager
-        if journal is None or stager is None:
-            return
-        self._closing.set()
-        self._wake.set()
-        stager.join(timeout=FLUSH_TIMEOUT_S)
-        if not stager.is_alive():
-            journal.close()
+        if self._journal is not None and self._stager is not None and self._stager.stop():
+            self._journal.close()
             self._journal = self._stager = None
 
-    def _stage_journal(self) -> None:
-        """The stager: journaled records become staged files in batches when due; the checkpoint follows."""
-        journal = self._journal
-        assert journal is not None
-        done = 0
-        while True:
-            if not journal.wait_for_records(done, 0.2, limit=1):
-                if self._closing.is_set():
-                    return
-                continue
-            if not self._staging_due(journal, done):
-                self._wake.wait(min(self._stage_idle_s / 2, STAGE_POLL_S))
-                self._wake.clear()
-                continue
-            batch = journal.wait_for_records(done, 0, limit=STAGE_BATCH)
-            try:
-                self._stage_batch(journal, batch)
-            except (OSError, ConfigError) as exc:  # disk full, say: the records stay journaled, retried
-                logger.error("inbox %s: staging journaled instances failed (%s); retrying", self.root.name,
-                             type(exc).__name__)  # fmt: skip
-                if self._closing.wait(1.0):
-                    return
-                continue
-            journal.checkpoint(batch[-1])
-            done = batch[-1].seq
-
-    def _staging_due(self, journal: Journal, done: int) -> bool:
-        return (
-            self._closing.is_set()
-            or self._wanted > done
-            or journal.used_bytes * 2 >= journal.capacity
-            or time.monotonic() - journal.last_append >= self._stage_idle_s
-        )
-
-    def _stage_batch(self, journal: Journal, batch: list[Record]) -> None:
-        """Write the batch's files from the journal under temporary names, sync them, move them into place and
-        make the names durable: a staged name always holds a whole instance."""
-        made: list[tuple[int, Path, Path]] = []  # open file, temporary, final name
-        try:
-            for record in batch:
-                fd, temporary = self._create_temporary(record.token)
-                made.append((fd, temporary, temporary.parent / f"{record.digest}{SUFFIX}"))
-                journal.copy_to(record, fd)
-            for fd, _, _ in made:
-                os.fdatasync(fd)
-            for _, temporary, final in made:
-                os.replace(temporary, final)
-            for folder in {final.parent for _, _, final in made}:
-                fsync_folder(folder)
-        except BaseException:
-            for _, temporary, _ in made:
-                temporary.unlink(missing_ok=True)
-            raise
-        finally:
-            for fd, _, _ in made:
-                os.close(fd)
-
-    def _create_temporary(self, token: str) -> tuple[int, Path]:
+    def _create_temporary(self, token: str, digest: str) -> tuple[int, Path, Path]:
+        """A new temporary file in the study's folder, open for writing, and the staged name it will take."""
         for attempt in (1, 2):
             temporary = temporary_path(self._ensure_study(token, known=attempt == 1))
             try:
-                return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), temporary
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                return fd, temporary, temporary.parent / f"{digest}{SUFFIX}"
             except FileNotFoundError:  # a finished claim removed the emptied study folder
                 if attempt == 2:
                     raise
@@ -274,7 +187,7 @@ class Inbox:
         if not folder.is_dir():
             folder.mkdir(mode=0o700, exist_ok=True)
             fsync_folder(self.root)
-        with self._lock:
+        with self._made_lock:
             if len(self._made) >= MADE_CACHE:  # a long-running listener: forget old studies, not grow for ever
                 self._made.clear()
             self._made.add(token)

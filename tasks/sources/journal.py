@@ -1,11 +1,11 @@
 """A listener inbox's write-ahead journal: an instance is durable once appended here and becomes its staged
-file a moment later, off the sender's path.
+file later, off the sender's path.
 
 Making a new file durable takes two disk flushes that each commit file-system metadata (the file's blocks and
 size, then its name in the folder): 0.69 ms for a 39 kB CT slice on the machine this was measured on, more than
 dcmtk's storescp spends on a whole instance. Overwriting blocks of a file that is already allocated and written
-needs no metadata, so one ``fdatasync`` of the journal (0.19 ms there) makes an instance durable; the inbox then
-writes the ordinary staged files from it in batches (:class:`tasks.sources.inbox.Inbox`), syncs them and moves
+needs no metadata, so one ``fdatasync`` of the journal (0.10-0.19 ms there) makes an instance durable; the inbox then
+writes the ordinary staged files from it in batches (:class:`tasks.sources.stager.Stager`), syncs them and moves
 the journal's checkpoint past them.
 
 Layout: a superblock in the first block, twice, written in turn (magic, epoch, generation, the last checkpointed
