@@ -109,7 +109,7 @@ class Inbox:
             record = journal.append(token, digest, parts)
             if record is not None:
                 return record.length
-            self.flush()  # too large, or the ring is full: no older record of this name may land after it
+            self._after_journal(digest)  # too large, or the ring is full
         return self._write_durably(token, digest, parts)
 
     def _write_durably(self, token: str, digest: str, parts: tuple[bytes | memoryview, ...]) -> int:
@@ -146,6 +146,12 @@ class Inbox:
         """Wait until every instance acknowledged so far is a staged file; False when ``timeout_s`` passed."""
         return self._stager is None or self._stager.flush(timeout_s)
 
+    def _after_journal(self, digest: str) -> None:
+        """Before a file is staged directly: let a journaled record of the same instance land first (the newer
+        copy must win); other records are not waited for."""
+        if self._journal is not None and self._journal.holds(digest):
+            self.flush()
+
     def close_journal(self) -> None:
         """Stage what the journal holds, then close it (what could not be staged is staged on the next open)."""
         if self._journal is not None and self._stager is not None and self._stager.stop():
@@ -166,12 +172,12 @@ class Inbox:
 
     def adopt(self, temporary: Path, token: str, digest: str) -> int:
         """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably
-        (after the journal's records: an older record of the same name must not land after it).
+        (after a journaled record of the same instance: the newer copy must win).
 
         Only the study folder is fsynced: that makes the new name durable. The temporary's folder is not (one
         disk flush less per instance): should a crash keep its old name too, that is a second link to the same
         file under a temporary name, which the next start removes (:meth:`remove_temporaries`)."""
-        self.flush()
+        self._after_journal(digest)
         folder = self._ensure_study(token)
         size = temporary.stat().st_size
         os.replace(temporary, folder / f"{digest}{SUFFIX}")

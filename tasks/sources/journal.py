@@ -186,6 +186,11 @@ class Journal:
                 self._appended.wait(timeout_s)
             return list(itertools.islice((r for r in self._pending if r.seq > after_seq), limit))
 
+    def holds(self, digest: str) -> bool:
+        """Whether a record of instance ``digest`` is not yet behind the checkpoint."""
+        with self._lock:
+            return any(r.digest == digest for r in self._pending)
+
     def payload(self, record: Record) -> bytes:
         return os.pread(self.fd, record.length, record.offset + HEADER_BYTES)
 

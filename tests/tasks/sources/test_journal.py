@@ -188,3 +188,17 @@ def test_a_listener_that_cannot_start_gives_its_journal_back(tmp_path: Path) -> 
             Listener(config, b"k" * 32, tmp_path, lambda study: None).start()
     config = config.model_copy(update={"port": 0})
     Listener(config, b"k" * 32, tmp_path, lambda study: None).start().stop()  # the journal is free again
+
+
+def test_a_file_staged_directly_lands_after_a_journaled_copy_of_the_same_instance(tmp_path: Path) -> None:
+    """The sender resends an instance: the newer copy wins, whichever path each copy took."""
+    inbox = Inbox(tmp_path / "inbox")
+    inbox.open_journal(capacity=65 * BLOCK, stage_idle_s=3600)  # the journaled copy would wait
+    older, newer = os.urandom(3000), os.urandom(MAX_PAYLOAD + 1)  # the newer one too large for the journal
+    inbox.write(TOKEN, digest(1), older)
+    inbox.write(TOKEN, digest(2), os.urandom(MAX_PAYLOAD + 1))  # another instance: nothing journaled waited for
+    assert inbox._journal.holds(digest(1))
+    inbox.write(TOKEN, digest(1), newer)
+    assert not inbox._journal.holds(digest(1))
+    inbox.close_journal()
+    assert staged(inbox)[f"{digest(1)}{SUFFIX}"] == newer
