@@ -28,16 +28,18 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tasks.atomic import atomic_write_parts, fsync_folder, remove_stale_temporaries, temporary_path
 from tasks.errors import ConfigError
 from tasks.sources.journal import CAPACITY, Journal
 from tasks.sources.stager import FLUSH_TIMEOUT_S, STAGE_IDLE_S, Stager
 
+T = TypeVar("T")
 TOKEN = re.compile(r"^[0-9a-f]{32}$")
 LISTENER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as tasks.sources.config.SourceName
 CLAIM_PREFIX = "claim-"
@@ -113,16 +115,20 @@ class Inbox:
         return self._write_durably(token, digest, parts)
 
     def _write_durably(self, token: str, digest: str, parts: tuple[bytes | memoryview, ...]) -> int:
-        for attempt in (1, 2):
-            folder = self._ensure_study(token, known=attempt == 1)
-            try:
-                size = atomic_write_parts(folder / f"{digest}{SUFFIX}", parts)  # data durable before the rename
-                break
-            except FileNotFoundError:  # a finished claim removed the emptied study folder
-                if attempt == 2:
-                    raise
-        fsync_folder(folder)  # the rename itself is durable
+        def write(folder: Path) -> int:
+            return atomic_write_parts(folder / f"{digest}{SUFFIX}", parts)  # data durable before the rename
+
+        size = self._in_study(token, write)
+        fsync_folder(self.study_dir(token))  # the rename itself is durable
         return size
+
+    def _in_study(self, token: str, action: Callable[[Path], T]) -> T:
+        """``action(folder)`` in the study's folder; once more, the folder made anew, when a finished claim had
+        removed it (FileNotFoundError)."""
+        try:
+            return action(self._ensure_study(token, known=True))
+        except FileNotFoundError:
+            return action(self._ensure_study(token))
 
     def open_journal(self, capacity: int = CAPACITY, stage_idle_s: float = STAGE_IDLE_S) -> int:
         """Acknowledge instances once they are in a write-ahead journal (:mod:`tasks.sources.journal`; a
@@ -160,15 +166,13 @@ class Inbox:
 
     def _create_temporary(self, token: str, digest: str) -> tuple[int, Path, Path]:
         """A new temporary file in the study's folder, open for writing, and the staged name it will take."""
-        for attempt in (1, 2):
-            temporary = temporary_path(self._ensure_study(token, known=attempt == 1))
-            try:
-                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                return fd, temporary, temporary.parent / f"{digest}{SUFFIX}"
-            except FileNotFoundError:  # a finished claim removed the emptied study folder
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+
+        def create(folder: Path) -> tuple[int, Path, Path]:
+            temporary = temporary_path(folder)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            return fd, temporary, folder / f"{digest}{SUFFIX}"
+
+        return self._in_study(token, create)
 
     def adopt(self, temporary: Path, token: str, digest: str) -> int:
         """Move a complete, fsynced temporary file (same file system) into ``<token>/<digest>.dcm`` durably
